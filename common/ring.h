@@ -1,12 +1,17 @@
 /* Single-producer/single-consumer byte ring in shared memory (memfd), lock-free.
  *
- *   fd/mapping:  [ header: magic version capacity | head (own cache line) | tail (own line) ]
- *                [ data: capacity bytes, capacity a power of two                           ]
+ *   fd/mapping:  0     [ magic | version | capacity ]     written once by ring_create
+ *                64    [ head  (own cache line)     ]     producer stores, consumer loads
+ *                128   [ tail  (own cache line)     ]     consumer stores, producer loads
+ *                192   [ data: capacity bytes, capacity a power of two, 64 B .. 1 GiB    ]
  *
- * head and tail are free-running 64-bit byte counts (never wrapped, so full and empty differ);
- * the producer alone writes head (release) and reads tail (acquire), the consumer the reverse.
- * The shared header holds offsets and counts only, never pointers, so each process maps it
- * wherever it likes. The master maps rings read-only to read fill levels. */
+ * head and tail are free-running 64-bit byte counts (never wrapped, so full and empty differ;
+ * the byte at count c sits at data[c & (capacity - 1)]). The producer alone writes head
+ * (release) and reads tail (acquire), the consumer the reverse. The shared header holds offsets
+ * and counts only, never pointers, so each process maps it wherever it likes. The memfd is
+ * sealed against shrinking and growing, so no peer can truncate the mapping under us (SIGBUS).
+ * The master maps rings read-only to read fill levels. A peer that scribbles on head/tail can
+ * corrupt the stream but never make us touch memory outside the mapping: counts are clamped. */
 #ifndef VB_COMMON_RING_H
 #define VB_COMMON_RING_H
 
@@ -18,7 +23,9 @@
 
 struct ring_hdr; /* the shared layout, private to ring.c */
 
-/* A process-local view of a ring: the mapping plus cached constants. Embed it anywhere. */
+/* A process-local view of a ring: the mapping plus cached constants. Embed it anywhere.
+ * One view may be shared by the producer thread and the consumer thread of one process: each
+ * side touches only its own cached_* field. A view whose hdr is NULL owns nothing. */
 struct ring {
     struct ring_hdr *hdr;
     uint8_t *data;
@@ -26,6 +33,11 @@ struct ring {
     size_t map_len;
     int fd;       /* the memfd (O_CLOEXEC), owned by this view; -1 once closed */
     int writable; /* 0 for a read-only (observer) mapping */
+    /* The peer's index as last loaded, so the hot path re-reads the peer's cache line only
+     * when the cached value is not enough (it only ever lags: the real free/readable space is
+     * at least what the cache says). Written by the producer / by the consumer only. */
+    uint64_t cached_tail; /* producer side */
+    uint64_t cached_head; /* consumer side */
 };
 
 /* A contiguous piece of the ring: at most up to the wrap point. */
@@ -34,13 +46,18 @@ struct ring_span {
     size_t len;
 };
 
-/* Creates a ring of capacity bytes (a power of two, 64 B to 1 GiB) in a new memfd named for
- * debugging. Returns 0, -EINVAL for a bad capacity, or -errno. */
+/* Creates a ring of capacity bytes (a power of two, 64 B to 1 GiB) in a new sealed memfd named
+ * for debugging (name may be NULL; truncated to 63 bytes). The view owns the fd and the mapping
+ * and is writable (it can be both producer and consumer). Returns 0, -EINVAL for a bad
+ * capacity, or -errno; on error nothing is left open and the view owns nothing. */
 int ring_create(struct ring *r, size_t capacity, const char *name);
 
 /* Maps an existing ring from fd (which the view then owns; dup it first to keep yours).
- * writable=0 maps read-only. Validates magic, version and capacity against the fd's size:
- * -EPROTO if the header is wrong, -errno on system errors (fd is closed on every error). */
+ * writable=0 maps read-only (an observer: ring_capacity/ring_fill/ring_head/ring_tail only;
+ * producer and consumer calls on it do nothing). Checks, before trusting any field, that fd is
+ * a memfd sealed against shrinking and that its size can hold the header; then magic, version
+ * and capacity against that size. -EPROTO if any of that is wrong, -errno on system errors
+ * (-EACCES: writable=1 on a read-only fd). The fd is closed on every error. */
 int ring_attach(struct ring *r, int fd, int writable);
 
 /* Unmaps and closes the fd. Safe on a zeroed or already closed view. */
@@ -53,18 +70,23 @@ size_t ring_fill(const struct ring *r);
 uint64_t ring_head(const struct ring *r);
 uint64_t ring_tail(const struct ring *r);
 
-/* Producer side (one thread only). */
+/* Producer side (one thread only). No system calls, no allocation. */
+/* Bytes writable now (loads tail afresh). */
 size_t ring_writable(const struct ring *r);
-/* The first contiguous writable span; fill it, then ring_commit_write. */
+/* The first contiguous writable span (it stops at the wrap point; len 0 when full); fill it,
+ * then ring_commit_write. A second call after the commit gives the piece past the wrap. */
 struct ring_span ring_write_span(struct ring *r);
+/* Publishes n bytes written into the last write span (n is clamped to that free space). */
 void ring_commit_write(struct ring *r, size_t n);
-/* Copies up to n bytes in; returns how many fit. */
+/* Copies up to n bytes in, across the wrap; returns how many fit (0 when full). */
 size_t ring_push(struct ring *r, const void *src, size_t n);
 
-/* Consumer side (one thread only). */
+/* Consumer side (one thread only). No system calls, no allocation. */
+/* The first contiguous readable span (it stops at the wrap point; len 0 when empty). */
 struct ring_span ring_read_span(struct ring *r);
+/* Releases n bytes of the last read span to the producer (n is clamped to what was readable). */
 void ring_commit_read(struct ring *r, size_t n);
-/* Copies up to n bytes out; returns how many there were. */
+/* Copies up to n bytes out, across the wrap; returns how many there were. */
 size_t ring_pop(struct ring *r, void *dst, size_t n);
 /* Drops everything readable (barge-in empties the downlink this way); returns bytes dropped. */
 size_t ring_discard(struct ring *r);
