@@ -1,0 +1,47 @@
+/* A bounded multi-producer queue into one libuv loop: producers on any thread push nodes, the
+ * consumer's loop is woken by a uv_async (which coalesces wake-ups) and takes everything queued
+ * at once, in order. Call threads post events (transcripts, lifecycle) to the worker's main loop
+ * this way, and the main loop posts control commands to a call's loop. Not for audio frames. */
+#ifndef VB_WORKER_THREAD_QUEUE_H
+#define VB_WORKER_THREAD_QUEUE_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <uv.h>
+
+/* Embed as the first member of whatever is queued; the queue never allocates or frees. */
+struct tq_node {
+    struct tq_node *next;
+};
+
+struct thread_queue {
+    uv_async_t async; /* on the consumer's loop; data = the queue */
+    pthread_mutex_t lock;
+    struct tq_node *head;
+    struct tq_node *tail;
+    unsigned count;
+    unsigned limit;
+    uint64_t dropped; /* pushes refused because the queue was full */
+    void (*on_ready)(struct thread_queue *q);
+    void (*on_closed)(struct thread_queue *q);
+};
+
+/* Sets up q on the consumer's loop (call from that loop's thread). on_ready runs there after
+ * pushes; it should call thread_queue_take. Returns 0 or a negative libuv/errno code. */
+int thread_queue_init(struct thread_queue *q, uv_loop_t *loop, unsigned limit,
+                      void (*on_ready)(struct thread_queue *q));
+
+/* Any thread: appends n. Returns 0, or -ENOBUFS if the queue is full (n stays the caller's,
+ * and the refusal is counted in q->dropped). */
+int thread_queue_push(struct thread_queue *q, struct tq_node *n);
+
+/* Consumer's loop: detaches and returns everything queued, oldest first (NULL if empty).
+ * The nodes now belong to the caller. */
+struct tq_node *thread_queue_take(struct thread_queue *q);
+
+/* Consumer's loop: closes the async handle; on_closed (may be NULL) runs from the close
+ * callback, when q may be freed. Call it only once no producer can push any more (their threads
+ * joined), since a push wakes the async. Nodes still queued are the caller's to take first. */
+void thread_queue_close(struct thread_queue *q, void (*on_closed)(struct thread_queue *q));
+
+#endif
