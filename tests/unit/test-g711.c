@@ -59,19 +59,20 @@ static void file_read_exact(const char *path, uint8_t *buf, size_t n)
 static void sox_convert(const char *in_enc, const char *in_bits, const char *in_path,
                         const char *out_enc, const char *out_bits, const char *out_path)
 {
-    char *argv[] = {"sox",    "-D",       "-V1",       "-t",   "raw", "-e",   (char *)in_enc,
-                    "-b",     (char *)in_bits,         "-c",   "1",   "-r",   "8000",
-                    (char *)in_path,      "-t",        "raw",  "-e",  (char *)out_enc,
-                    "-b",     (char *)out_bits,        "-c",   "1",   "-r",   "8000",
-                    (char *)out_path,     NULL};
+    /* clang-format off */
+    char *argv[] = {"sox", "-D", "-V1",
+                    "-t", "raw", "-e", (char *)in_enc, "-b", (char *)in_bits, "-c", "1",
+                    "-r", "8000", (char *)in_path,
+                    "-t", "raw", "-e", (char *)out_enc, "-b", (char *)out_bits, "-c", "1",
+                    "-r", "8000", (char *)out_path, NULL};
+    /* clang-format on */
     pid_t pid;
     int rc = posix_spawn(&pid, "/usr/bin/sox", NULL, NULL, argv, environ);
     CHECK_MSG(rc == 0, "posix_spawn /usr/bin/sox: %s", strerror(rc));
     int status;
     while (waitpid(pid, &status, 0) == -1)
         CHECK_MSG(errno == EINTR, "waitpid: %s", strerror(errno));
-    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "sox failed (status 0x%x)",
-              status);
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "sox failed (status 0x%x)", status);
 }
 
 static int16_t sample_at(int i)
