@@ -10,6 +10,10 @@
 
 #include "dsp/resample-t.h"
 
+/* A state belongs to one stream and is used by one thread at a time; in and out must not
+ * overlap. Output is rounded half to even and saturated to int16; passband gain 1. Any n,
+ * including 0 (then in and out may be NULL). */
+
 /* 8 kHz -> 24 kHz. */
 void resample_up_init(struct resample_up *st);
 /* Converts n samples at 8 kHz into exactly 3*n samples at 24 kHz in out. */
@@ -17,7 +21,8 @@ void resample_up(struct resample_up *st, const int16_t *in, size_t n, int16_t *o
 /* The same from mu-law bytes (uplink: Twilio's payload straight in). */
 void resample_up_ulaw(struct resample_up *st, const uint8_t *in, size_t n, int16_t *out);
 
-/* 24 kHz -> 8 kHz. Inputs not yet making a whole output sample are kept for the next call. */
+/* 24 kHz -> 8 kHz. Inputs not yet making a whole output sample are kept for the next call:
+ * output m appears in the call that delivers input 3m + 2. */
 void resample_down_init(struct resample_down *st);
 /* Converts n samples at 24 kHz; writes and returns the number of 8 kHz samples produced,
  * at most resample_down_max_out(n). */
