@@ -747,9 +747,14 @@ static int set_redis_url(struct config *c, const struct config_key *k, const jso
 
 // clang-format off
 /* The offset of a field that must have the given type: a row whose setter writes another
- * type than its field has does not compile (pointers to different types cannot be subtracted). */
+ * type than its field has does not compile (_Generic does not evaluate the member access). */
 #define F(field, type)                                                                       \
-    (offsetof(struct config, field) + 0 * sizeof(&((struct config *)0)->field - (type *)0))
+    (offsetof(struct config, field) +                                                        \
+     0 * sizeof(struct {                                                                     \
+         _Static_assert(_Generic(((struct config *)0)->field, type: 1, default: 0),          \
+                        "schema row type does not match its field");                         \
+         char c;                                                                             \
+     }))
 #define SECTION(p, fl) {.path = p, .flags = fl}
 #define STRING(p, field, d, chk, fl)                                                         \
     {.path = p, .set = set_string, .def = d, .off = F(field, char *), .check_str = chk,       \
