@@ -1,0 +1,485 @@
+/* mbedTLS 2.28 adapter: shared read-only configs, per-connection sessions over memory BIOs, and
+ * a per-thread CTR_DRBG. The BIO callbacks read from the ciphertext the owner is feeding right
+ * now and write through the owner's output callback, which always takes everything, so
+ * mbedTLS never sees WANT_WRITE and never holds a half-sent record. Errors are mapped to
+ * negative errno values here and nowhere else. */
+#include "common/tls.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509_crt.h>
+
+#include "common/log.h"
+
+struct tls_config {
+    mbedtls_ssl_config conf;
+    mbedtls_x509_crt ca;   /* client: trusted roots */
+    mbedtls_x509_crt own;  /* server: our chain, leaf first */
+    mbedtls_pk_context key; /* server: our private key */
+    int is_server;
+};
+
+struct tls_session {
+    mbedtls_ssl_context ssl;
+    tls_output_fn out;
+    void *out_arg;
+    const uint8_t *in; /* ciphertext being fed by tls_session_input, consumed by bio_recv */
+    size_t in_len;
+    int out_err;  /* what the output callback returned, when it failed */
+    int last_err; /* last mbedTLS error code, for tls_session_describe */
+    int dead;     /* 0, or the negative errno every later call returns */
+    uint32_t verify_flags;
+    int handshake_done;
+};
+
+/* ---- per-thread random generator ---------------------------------------------------------- */
+
+/* CTR_DRBG is not meant to be shared between threads without a lock, and thousands of call
+ * threads would contend on one. Each thread seeds its own from mbedtls_entropy on first use;
+ * a fork bumps the generation so a child never replays its parent's stream. */
+struct tls_rng {
+    unsigned generation; /* fork generation it was seeded in; 0 = never */
+    mbedtls_entropy_context entropy;
+    mbedtls_ctr_drbg_context drbg;
+};
+
+static _Thread_local struct tls_rng tls_rng;
+static atomic_uint tls_fork_generation = 1;
+static pthread_once_t tls_atfork_once = PTHREAD_ONCE_INIT;
+
+static void tls_atfork_child(void)
+{
+    atomic_fetch_add_explicit(&tls_fork_generation, 1, memory_order_relaxed);
+}
+
+static void tls_atfork_register(void)
+{
+    pthread_atfork(NULL, NULL, tls_atfork_child);
+}
+
+static void tls_rng_wipe(struct tls_rng *r)
+{
+    if (r->generation != 0) {
+        mbedtls_ctr_drbg_free(&r->drbg);
+        mbedtls_entropy_free(&r->entropy);
+        r->generation = 0;
+    }
+}
+
+static struct tls_rng *tls_rng_get(void)
+{
+    pthread_once(&tls_atfork_once, tls_atfork_register);
+    unsigned gen = atomic_load_explicit(&tls_fork_generation, memory_order_relaxed);
+    struct tls_rng *r = &tls_rng;
+    if (r->generation == gen)
+        return r;
+    tls_rng_wipe(r);
+    mbedtls_entropy_init(&r->entropy);
+    mbedtls_ctr_drbg_init(&r->drbg);
+    /* Personalisation only separates streams further; the entropy does the real work. */
+    struct {
+        pid_t pid;
+        pthread_t tid;
+        void *where;
+    } pers = {getpid(), pthread_self(), r};
+    int rc = mbedtls_ctr_drbg_seed(&r->drbg, mbedtls_entropy_func, &r->entropy,
+                                   (const unsigned char *)&pers, sizeof pers);
+    if (rc != 0) {
+        mbedtls_ctr_drbg_free(&r->drbg);
+        mbedtls_entropy_free(&r->entropy);
+        log_error("tls: seeding the random generator failed (-0x%04x)", (unsigned)-rc);
+        return NULL;
+    }
+    r->generation = gen;
+    return r;
+}
+
+int tls_random(void *buf, size_t len)
+{
+    struct tls_rng *r = tls_rng_get();
+    if (r == NULL)
+        return -EIO;
+    unsigned char *p = buf;
+    while (len > 0) {
+        size_t n = len < MBEDTLS_CTR_DRBG_MAX_REQUEST ? len : MBEDTLS_CTR_DRBG_MAX_REQUEST;
+        if (mbedtls_ctr_drbg_random(&r->drbg, p, n) != 0)
+            return -EIO;
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
+void tls_thread_cleanup(void)
+{
+    tls_rng_wipe(&tls_rng);
+}
+
+/* mbedTLS's f_rng: the config is shared across threads, so p_rng is unused and the calling
+ * thread's own generator is used. */
+static int tls_rng_cb(void *unused, unsigned char *out, size_t len)
+{
+    (void)unused;
+    return tls_random(out, len) == 0 ? 0 : MBEDTLS_ERR_CTR_DRBG_ENTROPY_SOURCE_FAILED;
+}
+
+/* ---- configs ------------------------------------------------------------------------------ */
+
+static struct tls_config *tls_config_alloc(void)
+{
+    struct tls_config *cfg = calloc(1, sizeof *cfg);
+    if (cfg == NULL)
+        return NULL;
+    mbedtls_ssl_config_init(&cfg->conf);
+    mbedtls_x509_crt_init(&cfg->ca);
+    mbedtls_x509_crt_init(&cfg->own);
+    mbedtls_pk_init(&cfg->key);
+    return cfg;
+}
+
+void tls_config_free(struct tls_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    mbedtls_ssl_config_free(&cfg->conf);
+    mbedtls_x509_crt_free(&cfg->ca);
+    mbedtls_x509_crt_free(&cfg->own);
+    mbedtls_pk_free(&cfg->key);
+    free(cfg);
+}
+
+/* mbedTLS reports a missing file and a corrupt one alike; say which for the operator. */
+static int tls_file_check(const char *path)
+{
+    if (access(path, R_OK) == -1)
+        return -errno;
+    return 0;
+}
+
+static int tls_config_common(struct tls_config *cfg, int endpoint)
+{
+    int rc = mbedtls_ssl_config_defaults(&cfg->conf, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                         MBEDTLS_SSL_PRESET_DEFAULT);
+    if (rc != 0)
+        return rc == MBEDTLS_ERR_SSL_ALLOC_FAILED ? -ENOMEM : -EINVAL;
+    /* TLS 1.0/1.1 are compiled into Debian's mbedTLS; nobody we talk to needs them. */
+    mbedtls_ssl_conf_min_version(&cfg->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
+                                 MBEDTLS_SSL_MINOR_VERSION_3);
+    mbedtls_ssl_conf_rng(&cfg->conf, tls_rng_cb, NULL);
+    return 0;
+}
+
+int tls_config_client_new(struct tls_config **out, const char *ca_file)
+{
+    const char *path = ca_file != NULL ? ca_file : TLS_DEFAULT_CA_FILE;
+    *out = NULL;
+    int rc = tls_file_check(path);
+    if (rc < 0) {
+        log_error("tls: CA file %s: %s", path, strerror(-rc));
+        return rc;
+    }
+    struct tls_config *cfg = tls_config_alloc();
+    if (cfg == NULL)
+        return -ENOMEM;
+    /* A positive result counts certificates mbedTLS could not parse; system bundles may hold
+     * a few such roots, which is fine as long as the rest loaded. */
+    rc = mbedtls_x509_crt_parse_file(&cfg->ca, path);
+    if (rc < 0 || cfg->ca.version == 0) {
+        log_error("tls: CA file %s: no usable certificate (-0x%04x)", path, (unsigned)-rc);
+        rc = rc == MBEDTLS_ERR_X509_ALLOC_FAILED ? -ENOMEM : -EINVAL;
+        goto fail_cfg;
+    }
+    if (rc > 0)
+        log_debug("tls: CA file %s: %d certificates skipped", path, rc);
+    rc = tls_config_common(cfg, MBEDTLS_SSL_IS_CLIENT);
+    if (rc < 0)
+        goto fail_cfg;
+    mbedtls_ssl_conf_authmode(&cfg->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+    mbedtls_ssl_conf_ca_chain(&cfg->conf, &cfg->ca, NULL);
+    *out = cfg;
+    return 0;
+
+fail_cfg:
+    tls_config_free(cfg);
+    return rc;
+}
+
+int tls_config_server_new(struct tls_config **out, const char *cert_file, const char *key_file)
+{
+    *out = NULL;
+    int rc = tls_file_check(cert_file);
+    if (rc == 0)
+        rc = tls_file_check(key_file);
+    if (rc < 0) {
+        log_error("tls: certificate %s / key %s: %s", cert_file, key_file, strerror(-rc));
+        return rc;
+    }
+    struct tls_config *cfg = tls_config_alloc();
+    if (cfg == NULL)
+        return -ENOMEM;
+    cfg->is_server = 1;
+    rc = mbedtls_x509_crt_parse_file(&cfg->own, cert_file);
+    if (rc != 0) {
+        log_error("tls: certificate %s: cannot parse (-0x%04x)", cert_file, (unsigned)-rc);
+        rc = -EINVAL;
+        goto fail_cfg;
+    }
+    rc = mbedtls_pk_parse_keyfile(&cfg->key, key_file, NULL);
+    if (rc != 0) {
+        log_error("tls: key %s: cannot parse (-0x%04x)", key_file, (unsigned)-rc);
+        rc = -EINVAL;
+        goto fail_cfg;
+    }
+    if (mbedtls_pk_check_pair(&cfg->own.pk, &cfg->key) != 0) {
+        log_error("tls: key %s does not match certificate %s", key_file, cert_file);
+        rc = -EINVAL;
+        goto fail_cfg;
+    }
+    rc = tls_config_common(cfg, MBEDTLS_SSL_IS_SERVER);
+    if (rc < 0)
+        goto fail_cfg;
+    mbedtls_ssl_conf_authmode(&cfg->conf, MBEDTLS_SSL_VERIFY_NONE);
+    rc = mbedtls_ssl_conf_own_cert(&cfg->conf, &cfg->own, &cfg->key);
+    if (rc != 0) {
+        rc = -ENOMEM;
+        goto fail_cfg;
+    }
+    *out = cfg;
+    return 0;
+
+fail_cfg:
+    tls_config_free(cfg);
+    return rc;
+}
+
+/* ---- sessions ----------------------------------------------------------------------------- */
+
+static int tls_bio_send(void *ctx, const unsigned char *buf, size_t len)
+{
+    struct tls_session *s = ctx;
+    if (s->out_err != 0)
+        return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+    int rc = s->out(s->out_arg, buf, len);
+    if (rc < 0) {
+        s->out_err = rc;
+        return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+    }
+    return (int)len; /* len never exceeds one record, well under INT_MAX */
+}
+
+static int tls_bio_recv(void *ctx, unsigned char *buf, size_t len)
+{
+    struct tls_session *s = ctx;
+    if (s->in_len == 0)
+        return MBEDTLS_ERR_SSL_WANT_READ;
+    size_t n = len < s->in_len ? len : s->in_len;
+    memcpy(buf, s->in, n);
+    s->in += n;
+    s->in_len -= n;
+    return (int)n;
+}
+
+int tls_session_new(struct tls_session **out, const struct tls_config *cfg, const char *hostname,
+                    tls_output_fn out_fn, void *out_arg)
+{
+    *out = NULL;
+    if (cfg == NULL || out_fn == NULL || (!cfg->is_server && hostname == NULL))
+        return -EINVAL;
+    struct tls_session *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return -ENOMEM;
+    mbedtls_ssl_init(&s->ssl);
+    s->out = out_fn;
+    s->out_arg = out_arg;
+    int rc = mbedtls_ssl_setup(&s->ssl, &cfg->conf);
+    if (rc != 0) {
+        rc = rc == MBEDTLS_ERR_SSL_ALLOC_FAILED ? -ENOMEM : -EINVAL;
+        goto fail_session;
+    }
+    if (!cfg->is_server) {
+        /* SNI and the name the certificate must carry. */
+        rc = mbedtls_ssl_set_hostname(&s->ssl, hostname);
+        if (rc != 0) {
+            rc = rc == MBEDTLS_ERR_SSL_ALLOC_FAILED ? -ENOMEM : -EINVAL;
+            goto fail_session;
+        }
+    }
+    mbedtls_ssl_set_bio(&s->ssl, s, tls_bio_send, tls_bio_recv, NULL);
+    *out = s;
+    return 0;
+
+fail_session:
+    mbedtls_ssl_free(&s->ssl);
+    free(s);
+    return rc;
+}
+
+void tls_session_free(struct tls_session *s)
+{
+    if (s == NULL)
+        return;
+    mbedtls_ssl_free(&s->ssl);
+    free(s);
+}
+
+static int tls_map_error(const struct tls_session *s, int rc)
+{
+    if (s->out_err != 0)
+        return s->out_err;
+    switch (rc) {
+    case MBEDTLS_ERR_X509_CERT_VERIFY_FAILED:
+    case MBEDTLS_ERR_SSL_PEER_VERIFY_FAILED:
+        return -EKEYREJECTED;
+    case MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE:
+        return -ECONNABORTED;
+    case MBEDTLS_ERR_SSL_ALLOC_FAILED:
+    case MBEDTLS_ERR_X509_ALLOC_FAILED:
+        return -ENOMEM;
+    case MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY:
+        return -ESHUTDOWN;
+    case MBEDTLS_ERR_SSL_CONN_EOF:
+        return -ECONNRESET;
+    default:
+        return -EPROTO;
+    }
+}
+
+/* Records the failure and makes the session dead: every later call returns the same error. */
+static int tls_session_fail(struct tls_session *s, int rc)
+{
+    s->last_err = rc;
+    s->verify_flags = mbedtls_ssl_get_verify_result(&s->ssl);
+    if (s->verify_flags == (uint32_t)-1)
+        s->verify_flags = 0; /* verification did not run */
+    s->dead = tls_map_error(s, rc);
+    return s->dead;
+}
+
+int tls_session_handshake(struct tls_session *s)
+{
+    if (s->dead)
+        return s->dead;
+    if (s->handshake_done)
+        return 0;
+    int rc = mbedtls_ssl_handshake(&s->ssl);
+    if (rc == 0) {
+        s->handshake_done = 1;
+        return 0;
+    }
+    if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
+        return -EAGAIN;
+    return tls_session_fail(s, rc);
+}
+
+int tls_session_handshake_done(const struct tls_session *s)
+{
+    return s->handshake_done;
+}
+
+/* Plaintext lands here before the owner copies or parses it. One record is at most 16 KiB,
+ * and a thread runs one callback at a time, so one buffer per thread serves every session. */
+static _Thread_local unsigned char tls_plain_buf[16384];
+
+int tls_session_input(struct tls_session *s, const uint8_t *data, size_t len, tls_plain_fn plain,
+                      void *plain_arg)
+{
+    if (s->dead)
+        return s->dead;
+    s->in = data;
+    s->in_len = len;
+    int rc = 0;
+    if (!s->handshake_done) {
+        rc = tls_session_handshake(s);
+        if (rc == -EAGAIN)
+            rc = 0; /* waiting for more of the peer's flight; all input went in */
+        if (rc < 0 || !s->handshake_done)
+            goto out;
+    }
+    /* The handshake may end mid-buffer with application data behind it: keep reading until
+     * mbedTLS has consumed every byte we were given. */
+    for (;;) {
+        int n = mbedtls_ssl_read(&s->ssl, tls_plain_buf, sizeof tls_plain_buf);
+        if (n > 0) {
+            if (plain(plain_arg, tls_plain_buf, (size_t)n) != 0)
+                break;
+            continue;
+        }
+        if (n == MBEDTLS_ERR_SSL_WANT_READ || n == MBEDTLS_ERR_SSL_WANT_WRITE)
+            break;
+        if (n == 0)
+            n = MBEDTLS_ERR_SSL_CONN_EOF;
+        rc = tls_session_fail(s, n);
+        break;
+    }
+out:
+    s->in = NULL;
+    s->in_len = 0;
+    return rc;
+}
+
+int tls_session_write(struct tls_session *s, const uint8_t *data, size_t len)
+{
+    if (s->dead)
+        return s->dead;
+    if (!s->handshake_done)
+        return -EAGAIN;
+    while (len > 0) {
+        int n = mbedtls_ssl_write(&s->ssl, data, len);
+        if (n <= 0)
+            return tls_session_fail(s, n == 0 ? MBEDTLS_ERR_SSL_INTERNAL_ERROR : n);
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int tls_session_close_notify(struct tls_session *s)
+{
+    if (s->dead)
+        return s->dead;
+    int rc = mbedtls_ssl_close_notify(&s->ssl);
+    if (rc != 0 && rc != MBEDTLS_ERR_SSL_WANT_WRITE)
+        return tls_session_fail(s, rc);
+    return 0;
+}
+
+const char *tls_session_describe(const struct tls_session *s, char *buf, size_t cap)
+{
+    if (cap == 0)
+        return buf;
+    buf[0] = '\0';
+    if (s->out_err != 0) {
+        snprintf(buf, cap, "transport: %s", strerror(-s->out_err));
+        return buf;
+    }
+    if (s->last_err == 0) {
+        snprintf(buf, cap, "no error");
+        return buf;
+    }
+    mbedtls_strerror(s->last_err, buf, cap);
+    size_t used = strlen(buf);
+    if (s->verify_flags != 0 && used + 3 < cap) {
+        memcpy(buf + used, ": ", 3);
+        used += 2;
+        int n = mbedtls_x509_crt_verify_info(buf + used, cap - used, "", s->verify_flags);
+        if (n < 0)
+            buf[used] = '\0';
+        /* verify_info puts one reason per line; a log line wants them on one. */
+        for (char *p = buf + used; *p != '\0'; p++)
+            if (*p == '\n')
+                *p = p[1] == '\0' ? '\0' : ';';
+    }
+    return buf;
+}

@@ -1,0 +1,235 @@
+/* TLS adapter: configs (good and bad files), a client and a server session handshaking
+ * through memory, data both ways, close_notify, verification failures (wrong hostname, unknown
+ * CA), garbage input, and the per-thread random generator (fresh after fork). */
+#include "common/tls.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/lib/testnet.h"
+#include "tests/unit/testing.h"
+
+struct tls_box {
+    uint8_t data[1 << 18];
+    size_t len;
+};
+
+static int box_out(void *arg, const uint8_t *d, size_t n)
+{
+    struct tls_box *b = arg;
+    CHECK(b->len + n <= sizeof b->data);
+    memcpy(b->data + b->len, d, n);
+    b->len += n;
+    return 0;
+}
+
+static struct tls_box plain_in;
+static int box_plain(void *arg, const uint8_t *d, size_t n)
+{
+    (void)arg;
+    return box_out(&plain_in, d, n);
+}
+
+static const char *tls_dir(void)
+{
+    static char dir[512];
+    if (dir[0] == '\0') {
+        snprintf(dir, sizeof dir, "%s/pki", test_tmpdir());
+        CHECK_MSG(test_ca_make(dir) == 0, "make-test-ca.sh failed");
+    }
+    return dir;
+}
+
+static const char *tls_file(const char *name)
+{
+    static char paths[4][600];
+    static int next;
+    char *p = paths[next++ % 4];
+    snprintf(p, 600, "%s/%s", tls_dir(), name);
+    return p;
+}
+
+struct tls_pair {
+    struct tls_config *ccfg, *scfg;
+    struct tls_session *c, *s;
+    struct tls_box c_out, s_out; /* what each side sent, not yet delivered */
+    int c_rc, s_rc;
+};
+
+/* Moves bytes both ways until neither side has anything to say; keeps the last results. */
+static void tls_pump(struct tls_pair *p)
+{
+    static struct tls_box tmp;
+    for (int round = 0; round < 20 && (p->c_out.len > 0 || p->s_out.len > 0); round++) {
+        if (p->c_out.len > 0) {
+            tmp = p->c_out;
+            p->c_out.len = 0;
+            p->s_rc = tls_session_input(p->s, tmp.data, tmp.len, box_plain, NULL);
+        }
+        if (p->s_out.len > 0) {
+            tmp = p->s_out;
+            p->s_out.len = 0;
+            p->c_rc = tls_session_input(p->c, tmp.data, tmp.len, box_plain, NULL);
+        }
+    }
+}
+
+static void tls_pair_open(struct tls_pair *p, const char *ca, const char *host)
+{
+    memset(p, 0, sizeof *p);
+    CHECK_EQ(tls_config_client_new(&p->ccfg, tls_file(ca)), 0);
+    CHECK_EQ(tls_config_server_new(&p->scfg, tls_file("server.crt"), tls_file("server.key")), 0);
+    CHECK_EQ(tls_session_new(&p->c, p->ccfg, host, box_out, &p->c_out), 0);
+    CHECK_EQ(tls_session_new(&p->s, p->scfg, NULL, box_out, &p->s_out), 0);
+    CHECK_EQ(tls_session_handshake(p->c), -EAGAIN);
+    CHECK(p->c_out.len > 0); /* ClientHello */
+    tls_pump(p);
+}
+
+static void tls_pair_close(struct tls_pair *p)
+{
+    tls_session_free(p->c);
+    tls_session_free(p->s);
+    tls_config_free(p->ccfg);
+    tls_config_free(p->scfg);
+}
+
+TEST(tls_handshake_data_and_close_notify)
+{
+    struct tls_pair p;
+    tls_pair_open(&p, "ca.crt", "localhost");
+    CHECK_EQ(p.c_rc, 0);
+    CHECK_EQ(p.s_rc, 0);
+    CHECK(tls_session_handshake_done(p.c));
+    CHECK(tls_session_handshake_done(p.s));
+
+    /* client -> server, bigger than one record */
+    static uint8_t big[40000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i * 7);
+    CHECK_EQ(tls_session_write(p.c, big, sizeof big), 0);
+    CHECK(p.c_out.len > sizeof big); /* ciphertext carries overhead */
+    plain_in.len = 0;
+    tls_pump(&p);
+    CHECK_EQ(plain_in.len, sizeof big);
+    CHECK(memcmp(plain_in.data, big, sizeof big) == 0);
+
+    /* server -> client */
+    plain_in.len = 0;
+    CHECK_EQ(tls_session_write(p.s, (const uint8_t *)"pong", 4), 0);
+    tls_pump(&p);
+    CHECK_EQ(plain_in.len, 4);
+    CHECK(memcmp(plain_in.data, "pong", 4) == 0);
+
+    /* close_notify ends the other side's stream cleanly */
+    CHECK_EQ(tls_session_close_notify(p.c), 0);
+    tls_pump(&p);
+    CHECK_EQ(p.s_rc, -ESHUTDOWN);
+    tls_pair_close(&p);
+}
+
+TEST(tls_wrong_hostname_fails_verification)
+{
+    struct tls_pair p;
+    tls_pair_open(&p, "ca.crt", "wrong.example");
+    CHECK_EQ(p.c_rc, -EKEYREJECTED);
+    char why[256];
+    tls_session_describe(p.c, why, sizeof why);
+    CHECK_MSG(strstr(why, "CN") != NULL || strstr(why, "name") != NULL, "describe: %s", why);
+    /* dead: every later call reports the same error */
+    CHECK_EQ(tls_session_write(p.c, (const uint8_t *)"x", 1), -EKEYREJECTED);
+    CHECK_EQ(tls_session_handshake(p.c), -EKEYREJECTED);
+    tls_pair_close(&p);
+}
+
+TEST(tls_unknown_ca_fails_verification)
+{
+    struct tls_pair p;
+    tls_pair_open(&p, "other-ca.crt", "localhost");
+    CHECK_EQ(p.c_rc, -EKEYREJECTED);
+    char why[256];
+    tls_session_describe(p.c, why, sizeof why);
+    CHECK_MSG(strstr(why, "not correctly signed") != NULL || strstr(why, "trusted") != NULL,
+              "describe: %s", why);
+    tls_pair_close(&p);
+}
+
+TEST(tls_config_errors)
+{
+    struct tls_config *cfg = (struct tls_config *)1;
+    char path[600];
+    CHECK_EQ(tls_config_client_new(&cfg, "/nonexistent/ca.pem"), -ENOENT);
+    CHECK(cfg == NULL);
+    snprintf(path, sizeof path, "%s/garbage.pem", test_tmpdir());
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    fputs("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n", f);
+    fclose(f);
+    CHECK_EQ(tls_config_client_new(&cfg, path), -EINVAL);
+    CHECK_EQ(tls_config_server_new(&cfg, path, tls_file("server.key")), -EINVAL);
+    /* a key that does not belong to the certificate */
+    CHECK_EQ(tls_config_server_new(&cfg, tls_file("server.crt"), tls_file("ca.key")), -EINVAL);
+    CHECK_EQ(tls_config_server_new(&cfg, tls_file("server.crt"), "/nonexistent/key"), -ENOENT);
+    /* a client session needs a hostname to verify */
+    CHECK_EQ(tls_config_client_new(&cfg, tls_file("ca.crt")), 0);
+    struct tls_session *s = NULL;
+    struct tls_box out;
+    CHECK_EQ(tls_session_new(&s, cfg, NULL, box_out, &out), -EINVAL);
+    tls_config_free(cfg);
+}
+
+TEST(tls_default_ca_bundle_loads)
+{
+    if (access(TLS_DEFAULT_CA_FILE, R_OK) != 0)
+        return; /* no system bundle on this machine: nothing to check */
+    struct tls_config *cfg;
+    CHECK_EQ(tls_config_client_new(&cfg, NULL), 0);
+    tls_config_free(cfg);
+}
+
+TEST(tls_garbage_input_is_an_error)
+{
+    struct tls_config *scfg;
+    CHECK_EQ(tls_config_server_new(&scfg, tls_file("server.crt"), tls_file("server.key")), 0);
+    struct tls_session *s;
+    struct tls_box out = {.len = 0};
+    CHECK_EQ(tls_session_new(&s, scfg, NULL, box_out, &out), 0);
+    const char *http = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    int rc = tls_session_input(s, (const uint8_t *)http, strlen(http), box_plain, NULL);
+    CHECK_MSG(rc == -EPROTO, "rc=%d", rc);
+    tls_session_free(s);
+    tls_config_free(scfg);
+}
+
+TEST(tls_random_differs_and_reseeds_after_fork)
+{
+    uint8_t a[32], b[32], zero[32] = {0};
+    CHECK_EQ(tls_random(a, sizeof a), 0);
+    CHECK_EQ(tls_random(b, sizeof b), 0);
+    CHECK(memcmp(a, b, sizeof a) != 0);
+    CHECK(memcmp(a, zero, sizeof a) != 0);
+    static uint8_t large[5000]; /* more than one DRBG request */
+    CHECK_EQ(tls_random(large, sizeof large), 0);
+
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t pid = fork();
+    CHECK(pid != -1);
+    if (pid == 0) {
+        uint8_t c[32];
+        _exit(tls_random(c, sizeof c) == 0 && write(fds[1], c, sizeof c) == sizeof c ? 0 : 1);
+    }
+    uint8_t parent[32], child[32];
+    CHECK_EQ(tls_random(parent, sizeof parent), 0);
+    CHECK_EQ(read(fds[0], child, sizeof child), (ssize_t)sizeof child);
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(memcmp(parent, child, sizeof child) != 0);
+    close(fds[0]);
+    close(fds[1]);
+    tls_thread_cleanup();
+}
