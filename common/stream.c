@@ -78,8 +78,7 @@ static void stream_chunk_put(struct stream *s, struct stream_chunk *c)
 
 /* Appends all n bytes or nothing (-ENOMEM). Bytes already handed to uv_write are never moved:
  * new bytes only go after the tail chunk's end. */
-static int stream_queue_append(struct stream *s, struct stream_queue *q, const uint8_t *p,
-                               size_t n)
+static int stream_queue_append(struct stream *s, struct stream_queue *q, const uint8_t *p, size_t n)
 {
     size_t room = q->tail != NULL ? STREAM_CHUNK_BYTES - q->tail->end : 0;
     struct stream_chunk *extra = NULL, **link = &extra;
@@ -224,7 +223,6 @@ static void stream_drain_step(struct stream *s)
     if (uv_shutdown(&s->shutdown_req, (uv_stream_t *)&s->tcp, stream_on_shutdown) != 0)
         stream_close_now(s);
 }
-
 
 /* ---- writing ------------------------------------------------------------------------------ */
 
@@ -641,7 +639,9 @@ int stream_init(struct stream *s, uv_loop_t *loop, const struct stream_callbacks
         opt = &defaults;
     if (cb == NULL || cb->on_read == NULL)
         return -EINVAL;
+    void *data = s->data; /* the owner may have set it before init */
     memset(s, 0, sizeof *s);
+    s->data = data;
     s->opt = *opt;
     if (s->opt.max_pending == 0)
         s->opt.max_pending = 1u << 20;

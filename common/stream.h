@@ -55,9 +55,9 @@ struct stream_queue {
 };
 
 struct stream {
-    void *data;              /* the owner's */
-    uint64_t writes;         /* read-only counters, for metrics and tests: uv_write calls, */
-    uint64_t bytes_written;  /* and bytes they carried (ciphertext under TLS) */
+    void *data;             /* the owner's */
+    uint64_t writes;        /* read-only counters, for metrics and tests: uv_write calls, */
+    uint64_t bytes_written; /* and bytes they carried (ciphertext under TLS) */
 
     /* private below */
     uv_tcp_t tcp;
@@ -79,16 +79,17 @@ struct stream {
     size_t inflight; /* bytes at the head of out handed to the current uv_write */
     void (*close_cb)(struct stream *s);
     int state;
-    int handles;     /* initialised handles whose close callback is still to come */
+    int handles; /* initialised handles whose close callback is still to come */
     int last_err;
     unsigned gai_pending : 1, writing : 1, reading : 1, want_read : 1, above : 1, refused : 1,
-        ended : 1, broken : 1, closing : 1, graceful : 1, notify_sent : 1, shut : 1,
-        reopening : 1, flush_on : 1, in_flush : 1, handles_closing : 1, client : 1;
+        ended : 1, broken : 1, closing : 1, graceful : 1, notify_sent : 1, shut : 1, reopening : 1,
+        flush_on : 1, in_flush : 1, handles_closing : 1, client : 1;
 };
 
 /* Initialises s on loop with the owner's callbacks (kept by pointer; must outlive s) and
- * options (copied; the tls config must outlive s). Returns 0 or -EINVAL (bad limits). After
- * success the owner must call stream_close and wait for its callback before freeing s. */
+ * options (copied; the tls config must outlive s). s->data is kept. Returns 0 or -EINVAL (bad
+ * limits). After success the owner must call stream_close and wait for its callback before freeing
+ * s. */
 int stream_init(struct stream *s, uv_loop_t *loop, const struct stream_callbacks *cb,
                 const struct stream_options *opt);
 

@@ -25,8 +25,8 @@
 
 struct tls_config {
     mbedtls_ssl_config conf;
-    mbedtls_x509_crt ca;   /* client: trusted roots */
-    mbedtls_x509_crt own;  /* server: our chain, leaf first */
+    mbedtls_x509_crt ca;    /* client: trusted roots */
+    mbedtls_x509_crt own;   /* server: our chain, leaf first */
     mbedtls_pk_context key; /* server: our private key */
     int is_server;
 };

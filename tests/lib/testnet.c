@@ -119,7 +119,8 @@ int test_tcp_pair(int fds[2])
     if (lfd < 0)
         return lfd;
     int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (c == -1 || connect(c, (struct sockaddr *)&a, sizeof a) == -1) {
         int err = -errno;
@@ -239,6 +240,16 @@ int test_peer_start(struct test_peer *p, char *const argv[], unsigned *ready_por
             return -1;
         }
     }
+}
+
+int test_peer_wait_for(struct test_peer *p, const char *needle, unsigned timeout_ms)
+{
+    long long deadline = test_now_ms() + timeout_ms;
+    while (strstr(p->out, needle) == NULL) {
+        if (p->out_fd == -1 || test_peer_read(p, deadline) != 0)
+            return strstr(p->out, needle) != NULL ? 0 : -1;
+    }
+    return 0;
 }
 
 int test_peer_wait(struct test_peer *p, unsigned timeout_ms)

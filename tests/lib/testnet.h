@@ -46,6 +46,9 @@ struct test_peer {
 int test_peer_start(struct test_peer *p, char *const argv[], unsigned *ready_port,
                     unsigned timeout_ms);
 
+/* Reads the peer's stdout until it contains needle (at most timeout_ms). Returns 0 or -1. */
+int test_peer_wait_for(struct test_peer *p, const char *needle, unsigned timeout_ms);
+
 /* Collects the peer's stdout until it exits (at most timeout_ms, then it is killed) into p->out
  * (NUL-terminated) and reaps it. Returns its exit status (0..255), or -1 if it was killed or
  * died by a signal. */

@@ -23,7 +23,7 @@ struct side {
     int closed;
     int water_up, water_down;
     int echo;
-    char why[256];        /* TLS failure description captured in on_connect */
+    char why[256]; /* TLS failure description captured in on_connect */
     uint64_t writes_at_close;
     size_t close_after; /* close gracefully once this much has arrived (0: never) */
     size_t rx_len;
