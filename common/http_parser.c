@@ -440,8 +440,7 @@ const char *http_msg_header(const struct http_msg *m, const char *name)
     return NULL;
 }
 
-void http_msg_header_at(const struct http_msg *m, size_t i, const char **name,
-                        const char **value)
+void http_msg_header_at(const struct http_msg *m, size_t i, const char **name, const char **value)
 {
     *name = m->arena + m->headers[i].name_off;
     *value = m->arena + m->headers[i].value_off;

@@ -36,7 +36,10 @@ struct http_limits {
     size_t max_body;       /* decoded body bytes (also capped by the body buffer): -EMSGSIZE */
 };
 
-#define HTTP_LIMITS_DEFAULT {.max_head_bytes = 8192, .max_headers = 64, .max_body = 65536}
+#define HTTP_LIMITS_DEFAULT                                                                        \
+    {                                                                                              \
+        .max_head_bytes = 8192, .max_headers = 64, .max_body = 65536                               \
+    }
 
 /* Offsets into http_msg.arena, so that a message can be copied by value. */
 struct http_header {
@@ -50,9 +53,9 @@ struct http_msg {
     enum http_method method; /* requests */
     int status;              /* responses */
     uint8_t version_major, version_minor;
-    bool keep_alive;     /* llhttp's verdict from version and Connection */
-    bool upgrade;        /* Upgrade + Connection: upgrade (request), or a 101 with them, or CONNECT */
-    bool chunked;        /* Transfer-Encoding: chunked */
+    bool keep_alive; /* llhttp's verdict from version and Connection */
+    bool upgrade;    /* Upgrade + Connection: upgrade (request), or a 101 with them, or CONNECT */
+    bool chunked;    /* Transfer-Encoding: chunked */
     bool has_content_length;
     uint64_t content_length; /* when has_content_length */
     const char *body;        /* NULL when empty; lives in the caller's body buffer */
@@ -141,8 +144,7 @@ static inline const char *http_msg_query(const struct http_msg *m)
 const char *http_msg_header(const struct http_msg *m, const char *name);
 
 /* Header i in arrival order (i < m->n_headers). */
-void http_msg_header_at(const struct http_msg *m, size_t i, const char **name,
-                        const char **value);
+void http_msg_header_at(const struct http_msg *m, size_t i, const char **name, const char **value);
 
 /* True when any header named `name` holds `token` in its comma-separated list,
  * case-insensitively: ("Connection", "upgrade"), ("Upgrade", "websocket"). */

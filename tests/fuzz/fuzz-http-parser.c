@@ -15,10 +15,10 @@ static struct http_parser parser;
 static char body[4096];
 
 struct outcome {
-    uint64_t hash;  /* over every completed message's fields */
-    size_t offset;  /* bytes consumed in total */
+    uint64_t hash; /* over every completed message's fields */
+    size_t offset; /* bytes consumed in total */
     int messages;
-    int result;     /* last result: error, MORE, or finish's answer */
+    int result; /* last result: error, MORE, or finish's answer */
 };
 
 static uint64_t mix(uint64_t h, const void *data, size_t len)
@@ -31,7 +31,7 @@ static uint64_t mix(uint64_t h, const void *data, size_t len)
 
 static uint64_t hash_msg(uint64_t h, const struct http_msg *m)
 {
-    int fields[] = {m->method, m->status, m->version_major, m->version_minor, m->keep_alive,
+    int fields[] = {m->method,  m->status,  m->version_major,      m->version_minor, m->keep_alive,
                     m->upgrade, m->chunked, m->has_content_length, m->n_headers};
     h = mix(h, fields, sizeof fields);
     h = mix(h, &m->content_length, sizeof m->content_length);
@@ -60,7 +60,8 @@ static struct outcome run(const uint8_t *data, size_t len, uint8_t mode, unsigne
         HTTP_LIMITS_DEFAULT,
         {.max_head_bytes = 64, .max_headers = 2, .max_body = 16},
         {.max_head_bytes = 256, .max_headers = 8, .max_body = 0},
-        {.max_head_bytes = HTTP_HEAD_BYTES_MAX, .max_headers = HTTP_HEADERS_MAX,
+        {.max_head_bytes = HTTP_HEAD_BYTES_MAX,
+         .max_headers = HTTP_HEADERS_MAX,
          .max_body = sizeof body},
     };
     bool stop = mode & 2;
@@ -80,8 +81,8 @@ static struct outcome run(const uint8_t *data, size_t len, uint8_t mode, unsigne
             avail = avail + step < len ? avail + step : len;
         }
         size_t used;
-        int r = http_parser_execute(&parser, (const char *)data + o.offset, avail - o.offset,
-                                    &used);
+        int r =
+            http_parser_execute(&parser, (const char *)data + o.offset, avail - o.offset, &used);
         if (used > avail - o.offset)
             abort();
         o.offset += used;

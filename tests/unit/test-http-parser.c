@@ -183,14 +183,16 @@ TEST(http_parser_head_limit)
     /* Exactly 100 bytes of head passes; 101 fails with -E2BIG, whole or byte by byte. */
     const char *start = "GET / HTTP/1.1\r\nX: ";
     size_t pad = 100 - strlen(start) - 4;
-    snprintf(req, sizeof req, "%s%.*s\r\n\r\n", start, (int)pad,
-             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    snprintf(
+        req, sizeof req, "%s%.*s\r\n\r\n", start, (int)pad,
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
     CHECK_EQ(strlen(req), 100);
     http_parser_init(&p, HTTP_MSG_REQUEST, &lim, false);
     size_t used;
     CHECK_EQ(http_parser_execute(&p, req, 100, &used), HTTP_PARSE_DONE);
-    snprintf(req, sizeof req, "%s%.*s\r\n\r\n", start, (int)pad + 1,
-             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    snprintf(
+        req, sizeof req, "%s%.*s\r\n\r\n", start, (int)pad + 1,
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
     http_parser_init(&p, HTTP_MSG_REQUEST, &lim, false);
     CHECK_EQ(http_parser_execute(&p, req, strlen(req), &used), -E2BIG);
     CHECK(used <= 100);
@@ -412,8 +414,8 @@ TEST(http_parser_response_101_leaves_frames)
     CHECK_EQ(p.msg.status, 101);
     CHECK(p.msg.upgrade);
     CHECK(strcmp(http_msg_path(&p.msg), "") == 0);
-    CHECK(strcmp(http_msg_header(&p.msg, "sec-websocket-accept"),
-                 "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") == 0);
+    CHECK(strcmp(http_msg_header(&p.msg, "sec-websocket-accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") ==
+          0);
     /* Byte by byte the boundary is the same. */
     http_parser_init(&p, HTTP_MSG_RESPONSE, NULL, false);
     size_t off = 0;

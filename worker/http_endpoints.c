@@ -1,0 +1,196 @@
+/* Handlers for health and the voice webhooks. The webhooks read Twilio's form body, check the
+ * few values that become our identifiers, and answer <Connect><Stream> TwiML whose Parameters
+ * tell the media-stream side who the call is. Display names are shortened to Twilio's limit;
+ * identifiers and numbers that do not fit are refused (400), never cut. */
+#include "worker/http_endpoints.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/form.h"
+#include "common/log.h"
+#include "worker/twiml.h"
+
+#define FORM_FIELDS_MAX 64 /* Twilio sends about 20 */
+#define TWIML_BYTES 32768  /* six parameters of < 500 bytes, each escaped at worst 6x */
+#define CALL_ID_MAX 64
+
+static int healthz(struct http_request *req, struct http_response *res, void *arg)
+{
+    (void)req, (void)arg;
+    static const char body[] = "{\"status\":\"ok\"}";
+    return http_response_body(res, "application/json", body, sizeof body - 1);
+}
+
+/* Our call ids and Twilio's CallSids: letters, digits, '-' and '_', 1..64 of them. They end up
+ * in Redis keys and log lines, so nothing else gets through. */
+static bool call_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > CALL_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+struct form {
+    struct form_field fields[FORM_FIELDS_MAX];
+    size_t n;
+    char *arena; /* owned */
+};
+
+/* Parses the request body as a form. An empty body without a Content-Type is an empty form;
+ * anything else must say application/x-www-form-urlencoded. Answers errors itself: returns 0,
+ * or 1 when res holds the error response. */
+static int form_read(const struct http_request *req, struct http_response *res, struct form *f)
+{
+    const struct http_msg *m = req->msg;
+    const char *ctype = http_msg_header(m, "content-type");
+    f->n = 0;
+    f->arena = NULL;
+    if (ctype == NULL && m->body_len == 0)
+        return 0;
+    static const char form_type[] = "application/x-www-form-urlencoded";
+    size_t tl = sizeof form_type - 1;
+    if (ctype == NULL || strncasecmp(ctype, form_type, tl) != 0 ||
+        (ctype[tl] != '\0' && ctype[tl] != ';' && ctype[tl] != ' ')) {
+        http_response_json_error(res, 415, "unsupported_media_type",
+                                 "expected application/x-www-form-urlencoded");
+        return 1;
+    }
+    f->arena = malloc(FORM_ARENA_SIZE(m->body_len));
+    if (f->arena == NULL)
+        return -ENOMEM;
+    int err = form_parse(m->body ? m->body : "", m->body_len, f->fields, FORM_FIELDS_MAX, f->arena,
+                         FORM_ARENA_SIZE(m->body_len), &f->n);
+    if (err != 0) {
+        http_response_json_error(res, 400, "bad_form",
+                                 err == -E2BIG ? "too many form fields" : "malformed form body");
+        return 1;
+    }
+    return 0;
+}
+
+/* A display name cut to fit beside its parameter name, at a UTF-8 boundary. */
+static const char *fit(const char *name, const char *value, char *buf, size_t cap)
+{
+    if (value == NULL)
+        return NULL;
+    size_t n = twiml_param_fit(name, value);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(buf, value, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Writes the TwiML answer for a call. Returns 0 or a negative errno (500). */
+static int answer_stream(struct http_response *res, const struct http_endpoints *ep,
+                         const char *call_id, const char *direction, const char *from,
+                         const char *to, const char *contact_name)
+{
+    char contact[TWIML_PARAM_LIMIT], business[TWIML_PARAM_LIMIT];
+    struct twiml_param params[] = {
+        {"callId", call_id},
+        {"direction", direction},
+        {"from", from},
+        {"to", to},
+        {"contactName", fit("contactName", contact_name, contact, sizeof contact)},
+        {"businessName", fit("businessName", ep->business_name, business, sizeof business)},
+    };
+    char *xml = malloc(TWIML_BYTES);
+    if (xml == NULL)
+        return -ENOMEM;
+    size_t len;
+    int err = twiml_connect_stream(ep->public_url, params, sizeof params / sizeof params[0], xml,
+                                   TWIML_BYTES, &len);
+    if (err == -E2BIG || err == -EILSEQ) {
+        /* From or To too long or not text: what Twilio sent cannot be a phone number. */
+        http_response_json_error(res, 400, "bad_field",
+                                 err == -E2BIG ? "a call parameter is too long"
+                                               : "a call parameter is not valid text");
+        err = 0;
+    } else if (err == 0) {
+        err = http_response_body(res, "text/xml", xml, len);
+    }
+    free(xml);
+    return err;
+}
+
+static int twilio_voice(struct http_request *req, struct http_response *res, void *arg)
+{
+    const struct http_endpoints *ep = arg;
+    struct form f;
+    int err = form_read(req, res, &f);
+    if (err != 0) {
+        free(f.arena);
+        return err < 0 ? err : 0;
+    }
+    const char *sid = form_get(f.fields, f.n, "CallSid");
+    if (sid == NULL || !call_id_ok(sid)) {
+        http_response_json_error(res, 400, sid ? "bad_field" : "missing_field",
+                                 sid ? "CallSid is malformed" : "CallSid is required");
+    } else {
+        log_info("http: inbound call %s", sid);
+        err = answer_stream(res, ep, sid, "inbound", form_get(f.fields, f.n, "From"),
+                            form_get(f.fields, f.n, "To"), form_get(f.fields, f.n, "CallerName"));
+    }
+    free(f.arena);
+    return err;
+}
+
+static int realtime_incoming(struct http_request *req, struct http_response *res, void *arg)
+{
+    const struct http_endpoints *ep = arg;
+    const char *call_id = http_request_param(req, "callId");
+    if (call_id == NULL || !call_id_ok(call_id))
+        return http_response_json_error(res, 400, "bad_field", "callId is malformed");
+    struct form f;
+    int err = form_read(req, res, &f);
+    if (err != 0) {
+        free(f.arena);
+        return err < 0 ? err : 0;
+    }
+    log_info("http: outbound call %s answered", call_id);
+    /* contactName comes from the call record once Redis is wired. */
+    err = answer_stream(res, ep, call_id, "outbound", form_get(f.fields, f.n, "From"),
+                        form_get(f.fields, f.n, "To"), NULL);
+    free(f.arena);
+    return err;
+}
+
+int http_endpoints_register(struct http_router *r, const struct http_endpoints *ep)
+{
+    char url[2048];
+    if (twiml_stream_url(ep->public_url, url, sizeof url) != 0)
+        return -EINVAL;
+    const struct http_route routes[] = {
+        {.method = HTTP_METHOD_GET, .pattern = "/healthz", .handler = healthz},
+        {.method = HTTP_METHOD_POST,
+         .pattern = "/twilio/voice",
+         .handler = twilio_voice,
+         .guard = ep->twilio_guard,
+         .guard_arg = ep->twilio_guard_arg,
+         .arg = (void *)ep},
+        {.method = HTTP_METHOD_POST,
+         .pattern = "/webhook/realtime/incoming/{callId}",
+         .handler = realtime_incoming,
+         .guard = ep->twilio_guard,
+         .guard_arg = ep->twilio_guard_arg,
+         .arg = (void *)ep},
+    };
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        int err = http_router_add(r, &routes[i]);
+        if (err != 0)
+            return err;
+    }
+    return 0;
+}

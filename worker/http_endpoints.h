@@ -1,0 +1,22 @@
+/* The worker's plain HTTP endpoints wired so far: GET /healthz, and the two voice webhooks that
+ * answer TwiML connecting the call to our media stream: POST /twilio/voice (inbound call) and
+ * POST /webhook/realtime/incoming/{callId} (an outbound call we placed was answered). */
+#ifndef VB_WORKER_HTTP_ENDPOINTS_H
+#define VB_WORKER_HTTP_ENDPOINTS_H
+
+#include "worker/http_router.h"
+
+struct http_endpoints {
+    const char *public_url;    /* PUBLIC_BASE_URL, https://host[:port][/prefix] */
+    const char *business_name; /* sent to the call as businessName; NULL when not configured */
+    /* The X-Twilio-Signature seam: run before both webhooks. NULL until the signature helper
+     * exists; nothing is checked then. Returns 0 or the status to refuse with. */
+    http_guard_fn *twilio_guard;
+    void *twilio_guard_arg;
+};
+
+/* Adds the routes to r. ep (and its strings) must outlive the router. Returns 0, -EINVAL for a
+ * public_url twiml_stream_url refuses, or http_router_add's errors. */
+int http_endpoints_register(struct http_router *r, const struct http_endpoints *ep);
+
+#endif
