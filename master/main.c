@@ -1,16 +1,43 @@
-/* voicebridge entry point: parses the command line and starts the role asked for. Today that
- * is checking a configuration (-t -c FILE) and reporting the version; serving arrives with the
- * process model, and until then asking for it says so instead of pretending. */
+/* voicebridge entry point: parses the command line and starts the role asked for: checking a
+ * configuration (-t -c FILE), reporting the version, or serving (-c FILE). Until the
+ * master/worker process model lands, serving runs one worker that listens itself. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common/config.h"
+#include "common/log.h"
 #include "common/version.h"
+#include "worker/worker.h"
+
+/* Runs in the foreground until SIGINT/SIGTERM. */
+static int serve(const char *path)
+{
+    struct config cfg;
+    char err[512];
+    if (config_load(path, &cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "voicebridge: %s\n", err);
+        return 1;
+    }
+    log_max_level = cfg.log_level;
+    if (log_open(cfg.log_file) != 0) {
+        fprintf(stderr, "voicebridge: cannot open log file %s\n", cfg.log_file);
+        config_free(&cfg);
+        return 1;
+    }
+    const char *warnings[16];
+    size_t n = config_warnings(&cfg, warnings, 16);
+    for (size_t i = 0; i < n && i < 16; i++)
+        log_warn("%s", warnings[i]);
+    int rc = worker_run(&cfg);
+    config_free(&cfg);
+    return rc == 0 ? 0 : 1;
+}
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: voicebridge -t -c FILE\n"
+    fprintf(f, "usage: voicebridge -c FILE\n"
+               "       voicebridge -t -c FILE\n"
                "       voicebridge --version\n"
                "       voicebridge -h\n"
                "\n"
@@ -85,9 +112,5 @@ int main(int argc, char **argv)
     }
     if (test)
         return config_test(config_path);
-    fprintf(stderr,
-            "voicebridge: serving is not available in this build yet; "
-            "use -t -c %s to check the configuration\n",
-            config_path);
-    return 2;
+    return serve(config_path);
 }

@@ -1,0 +1,116 @@
+/* The call pair's state, shared by the files that make it up (call_pair.c: lifecycle and the
+ * thread; twilio_leg.c: the media stream from Twilio; openai_leg.c: the Realtime session;
+ * call_audio.c: the audio path between them). Private to those files; the rest of the worker
+ * sees only worker/call_pair.h. Everything here is touched by the call's own thread only,
+ * except the queues' internals.
+ *
+ *   Twilio ws --media--> uplink ring (mu-law) --DSP--> append --> OpenAI ws
+ *   Twilio ws <--frames, marks, clear-- pacing <-- downlink ring (mu-law) <--DSP-- deltas
+ */
+#ifndef VB_WORKER_CALL_H
+#define VB_WORKER_CALL_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/json_scan.h"
+#include "common/ring.h"
+#include "common/ws.h"
+#include "dsp/resample.h"
+#include "worker/call_pair.h"
+#include "worker/openai_msg.h"
+#include "worker/playout.h"
+#include "worker/thread_queue.h"
+#include "worker/twilio_msg.h"
+
+#define CALL_UPLINK_RING (32u << 10)    /* 4 s of caller audio held before the session is up */
+#define CALL_DOWNLINK_RING (128u << 10) /* 16 s of AI audio received ahead of playback */
+#define CALL_FRAME 160                  /* 20 ms of mu-law */
+#define CALL_CANCELLED_MAX 4
+
+enum twilio_state { TW_WAIT_CONNECTED, TW_WAIT_START, TW_STREAMING, TW_STOPPED, TW_CLOSED };
+enum openai_state { OA_IDLE, OA_CONNECTING, OA_OPEN, OA_CONFIGURED, OA_CLOSED };
+
+struct call {
+    struct call_pair_host *host; /* the worker's, outlives the call */
+    uint64_t serial;             /* the worker's number for this call, for logs */
+    pthread_t thread;
+    uv_loop_t loop;
+    uv_timer_t pace_timer;
+    struct thread_queue ctl;     /* commands from the worker's main loop */
+    int handles_open;            /* loop handles whose close callback is still to come */
+
+    /* Twilio leg */
+    struct ws twilio;
+    enum twilio_state tw_state;
+    struct twilio_start start;
+    int64_t last_sequence;
+    struct ws_upgrade upgrade;   /* the request's headers, pointing into upgrade_buf */
+    char upgrade_buf[4 * WS_MAX_HEADER_VALUE];
+    int fd;                      /* until ws_server_start takes it */
+    uint8_t *early;              /* bytes after the upgrade request; freed at start */
+    size_t early_len;
+
+    /* OpenAI leg */
+    struct ws openai;
+    enum openai_state oa_state;
+    int response_active;
+    int create_pending;          /* a response.create waits for the active one to finish */
+    char response_id[OPENAI_ID_MAX];
+    char cancelled[CALL_CANCELLED_MAX][OPENAI_ID_MAX];
+    unsigned cancelled_next;
+    char audio_item[OPENAI_ID_MAX]; /* the assistant item whose audio is arriving */
+    size_t audio_item_bytes;        /* its bytes in the downlink ring not yet whole frames */
+
+    /* audio */
+    struct ring uplink, downlink;
+    struct resample_up up;
+    struct resample_down down;
+    struct playout playout;
+    uint64_t last_mark_ms;
+    int g711;                    /* passthrough: no conversion */
+
+    /* scratch for the per-message parsers (no allocation on the audio path) */
+    struct json_tok toks[OPENAI_TOKENS_MAX];
+
+    /* how it ends */
+    int ending;                  /* end_call: close once the goodbye has played */
+    int ai_failed;               /* the OpenAI side failed: the worker may speak an apology */
+    char end_reason[64];
+    uint64_t started_ns;
+
+    struct call_stats stats;
+};
+
+/* call_pair.c */
+uint64_t call_now_us(void);
+void call_post(struct call *c, enum call_event_type type, const char *role, const char *text);
+void call_finish_if_done(struct call *c);
+void call_end(struct call *c, const char *reason, int ai_failed);
+
+/* twilio_leg.c */
+int twilio_leg_start(struct call *c);
+void twilio_leg_send(struct call *c, const char *msg, size_t len);
+void twilio_leg_close(struct call *c, int code, const char *reason);
+
+/* openai_leg.c */
+int openai_leg_start(struct call *c);
+void openai_leg_configure(struct call *c);
+void openai_leg_send_owned(struct call *c, char *msg); /* frees msg */
+void openai_leg_request_response(struct call *c);
+void openai_leg_close(struct call *c, int code, const char *reason);
+
+/* call_audio.c */
+int call_audio_init(struct call *c);
+void call_audio_free(struct call *c);
+void call_audio_uplink(struct call *c, const char *b64, size_t len);
+void call_audio_flush_uplink(struct call *c);
+void call_audio_delta(struct call *c, const struct openai_event *ev);
+void call_audio_item_done(struct call *c);
+void call_audio_pump(struct call *c);
+void call_audio_barge_in(struct call *c, uint64_t event_us);
+void call_audio_mark_echo(struct call *c, const char *name);
+int call_audio_idle(struct call *c);
+
+#endif

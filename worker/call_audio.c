@@ -1,0 +1,275 @@
+/* The audio path of a call pair, both directions, allocation-free after set-up.
+ *   uplink:   Twilio payload -> base64 decode -> uplink ring (mu-law) -> [up-sample] -> append
+ *   downlink: OpenAI delta -> base64 decode -> [down-sample] -> downlink ring (mu-law 8 kHz)
+ *             -> whole 20 ms frames to Twilio on the pacing clock, with marks
+ * The downlink ring holds audio already converted to mu-law: a response arrives faster than
+ * real time, and at 8 bytes/ms instead of 48 a burst costs a sixth of the memory. */
+#include <string.h>
+
+#include "common/base64.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "dsp/g711.h"
+#include "worker/call.h"
+
+#define UP_CHUNK (5 * CALL_FRAME)   /* appends carry at most 100 ms when draining a backlog */
+#define DELTA_CHUNK_CHARS 3840      /* base64 decoded per step: 2,880 bytes, 1,440 samples */
+#define MARK_MIN_GAP_MS 100
+
+int call_audio_init(struct call *c)
+{
+    const struct config *cfg = c->host->cfg;
+    int rc = ring_create(&c->uplink, CALL_UPLINK_RING, "vb-up");
+    if (rc != 0)
+        return rc;
+    if ((rc = ring_create(&c->downlink, CALL_DOWNLINK_RING, "vb-down")) != 0) {
+        ring_close(&c->uplink);
+        return rc;
+    }
+    resample_up_init(&c->up);
+    resample_down_init(&c->down);
+    playout_init(&c->playout, cfg->bridge.pacing_lead_ms);
+    c->g711 = cfg->openai.audio_format == CONFIG_AUDIO_G711_ULAW;
+    return 0;
+}
+
+void call_audio_free(struct call *c)
+{
+    ring_close(&c->uplink);
+    ring_close(&c->downlink);
+}
+
+/* Sends what the uplink ring holds to OpenAI, in appends of at most UP_CHUNK mu-law bytes. */
+void call_audio_flush_uplink(struct call *c)
+{
+    if (c->oa_state != OA_CONFIGURED)
+        return;
+    uint8_t ulaw[UP_CHUNK];
+    int16_t pcm[3 * UP_CHUNK];
+    char msg[128 + (6 * UP_CHUNK + 2) / 3 * 4];
+    size_t n;
+    while ((n = ring_pop(&c->uplink, ulaw, sizeof ulaw)) > 0) {
+        const uint8_t *audio = ulaw;
+        size_t bytes = n;
+        if (!c->g711) {
+            resample_up_ulaw(&c->up, ulaw, n, pcm);
+            audio = (const uint8_t *)pcm;
+            bytes = 3 * n * sizeof(int16_t);
+        }
+        int len = openai_msg_append(msg, sizeof msg, audio, bytes);
+        if (len > 0 && ws_send_text(&c->openai, msg, (size_t)len) == 0)
+            c->stats.frames_up += (n + CALL_FRAME - 1) / CALL_FRAME;
+        else
+            c->stats.up_dropped_bytes += n;
+    }
+}
+
+void call_audio_uplink(struct call *c, const char *b64, size_t len)
+{
+    uint8_t ulaw[4096];
+    size_t n;
+    if (base64_decoded_max(len) > sizeof ulaw) {
+        c->stats.protocol_errors++;
+        twilio_leg_close(c, WS_CLOSE_TOO_BIG, "media payload over 4096 bytes");
+        call_end(c, "twilio protocol error", 0);
+        return;
+    }
+    if (base64_decode(b64, len, ulaw, sizeof ulaw, &n) != 0) {
+        if (c->stats.protocol_errors++ < 3)
+            log_warn("twilio media payload is not valid base64; closing (1007)");
+        twilio_leg_close(c, WS_CLOSE_INVALID_DATA, "media payload is not valid base64");
+        call_end(c, "twilio protocol error", 0);
+        return;
+    }
+    size_t pushed = ring_push(&c->uplink, ulaw, n);
+    if (pushed < n && c->stats.up_dropped_bytes == 0)
+        log_warn("caller audio dropped: the OpenAI session is not keeping up");
+    c->stats.up_dropped_bytes += n - pushed;
+    call_audio_flush_uplink(c);
+}
+
+static int cancelled(const struct call *c, const char *response_id)
+{
+    if (response_id[0] == '\0')
+        return 0;
+    for (unsigned i = 0; i < CALL_CANCELLED_MAX; i++)
+        if (strcmp(c->cancelled[i], response_id) == 0)
+            return 1;
+    return 0;
+}
+
+/* Hands the whole frames of the current item to the playout model. */
+static void queue_frames(struct call *c)
+{
+    uint32_t frames = (uint32_t)(c->audio_item_bytes / CALL_FRAME);
+    if (frames == 0)
+        return;
+    if (playout_queue(&c->playout, c->audio_item, frames) != 0)
+        log_warn("playout cannot track item %s", c->audio_item);
+    c->audio_item_bytes -= (size_t)frames * CALL_FRAME;
+}
+
+/* The current item's audio is complete: pad its last frame with silence so frames never mix
+ * two items (the truncate point of each stays exact). */
+void call_audio_item_done(struct call *c)
+{
+    size_t rest = c->audio_item_bytes % CALL_FRAME;
+    if (rest) {
+        static const uint8_t silence[CALL_FRAME] = {[0 ... CALL_FRAME - 1] = G711_ULAW_SILENCE};
+        size_t pad = CALL_FRAME - rest;
+        if (ring_push(&c->downlink, silence, pad) == pad)
+            c->audio_item_bytes += pad;
+    }
+    queue_frames(c);
+    c->audio_item_bytes = 0;
+    c->audio_item[0] = '\0';
+    call_audio_pump(c);
+}
+
+static void push_down(struct call *c, const uint8_t *ulaw, size_t n)
+{
+    size_t pushed = ring_push(&c->downlink, ulaw, n);
+    if (pushed < n && c->stats.down_dropped_bytes == 0)
+        log_warn("AI audio dropped: more than %u s buffered ahead of playback",
+                 CALL_DOWNLINK_RING / 8000);
+    c->stats.down_dropped_bytes += n - pushed;
+    c->audio_item_bytes += pushed;
+}
+
+void call_audio_delta(struct call *c, const struct openai_event *ev)
+{
+    if (cancelled(c, ev->response_id) || c->ending == 2)
+        return; /* the tail of a response the caller interrupted */
+    if (strcmp(ev->item_id, c->audio_item) != 0) {
+        if (c->audio_item[0])
+            call_audio_item_done(c);
+        snprintf(c->audio_item, sizeof c->audio_item, "%s", ev->item_id);
+    }
+    uint8_t raw[DELTA_CHUNK_CHARS / 4 * 3];
+    uint8_t ulaw[DELTA_CHUNK_CHARS / 4 * 3];
+    for (size_t off = 0; off < ev->delta_len;) {
+        size_t chunk = ev->delta_len - off < DELTA_CHUNK_CHARS ? ev->delta_len - off
+                                                               : DELTA_CHUNK_CHARS;
+        size_t n;
+        if (base64_decode(ev->delta + off, chunk, raw, sizeof raw, &n) != 0) {
+            if (c->stats.protocol_errors++ < 3)
+                log_warn("openai audio delta is not valid base64; dropped");
+            return;
+        }
+        off += chunk;
+        if (c->g711) {
+            push_down(c, raw, n);
+        } else {
+            size_t out = resample_down_ulaw(&c->down, (const int16_t *)raw, n / 2, ulaw);
+            push_down(c, ulaw, out);
+        }
+    }
+    queue_frames(c);
+    call_audio_pump(c);
+}
+
+static void on_pace_timer(uv_timer_t *t)
+{
+    call_audio_pump(t->data);
+}
+
+/* Nothing left to say or play. */
+int call_audio_idle(struct call *c)
+{
+    return !c->response_active && playout_queued_frames(&c->playout) == 0 &&
+           !playout_playing(&c->playout, call_now_us());
+}
+
+/* Sends every frame that is due, a mark when due, and re-arms the pacing timer. */
+void call_audio_pump(struct call *c)
+{
+    if (c->tw_state != TW_STREAMING)
+        return;
+    uint64_t now = call_now_us();
+    char msg[512];
+    uint8_t frame[CALL_FRAME];
+    for (uint32_t due = playout_frames_due(&c->playout, now); due > 0; due--) {
+        if (ring_pop(&c->downlink, frame, CALL_FRAME) != CALL_FRAME)
+            break; /* cannot happen: the model only counts frames the ring holds */
+        playout_frame_sent(&c->playout, now);
+        int len = twilio_msg_media(msg, sizeof msg, c->start.stream_sid, frame, CALL_FRAME);
+        twilio_leg_send(c, msg, (size_t)len);
+        c->stats.frames_out++;
+    }
+    uint64_t since_mark = c->playout.sent_ms - c->last_mark_ms;
+    const struct config *cfg = c->host->cfg;
+    if (since_mark >= cfg->bridge.mark_interval_ms ||
+        (since_mark >= MARK_MIN_GAP_MS && playout_queued_frames(&c->playout) == 0)) {
+        char name[48];
+        playout_mark_name(&c->playout, name, sizeof name);
+        int len = twilio_msg_mark(msg, sizeof msg, c->start.stream_sid, name);
+        twilio_leg_send(c, msg, (size_t)len);
+        c->last_mark_ms = c->playout.sent_ms;
+    }
+    uint64_t next = playout_next_due_us(&c->playout, now);
+    if (c->ending == 1) {
+        if (call_audio_idle(c)) {
+            c->ending = 2;
+            call_end(c, "assistant ended the call", 0);
+            return;
+        }
+        if (next == UINT64_MAX) /* wake when the goodbye has finished playing */
+            next = c->playout.buf_end_us > now ? c->playout.buf_end_us : now + 20000;
+    }
+    if (next == UINT64_MAX) {
+        uv_timer_stop(&c->pace_timer);
+        return;
+    }
+    uint64_t ms = next > now ? (next - now + 999) / 1000 : 0;
+    uv_timer_start(&c->pace_timer, on_pace_timer, ms, 0);
+}
+
+static void truncate_item(void *ctx, const char *item_id, uint32_t heard_ms)
+{
+    struct call *c = ctx;
+    c->stats.truncates++;
+    openai_leg_send_owned(c, openai_msg_truncate(item_id, heard_ms));
+}
+
+void call_audio_barge_in(struct call *c, uint64_t event_us)
+{
+    uint64_t now = call_now_us();
+    int had_audio = ring_fill(&c->downlink) > 0 || playout_playing(&c->playout, now) ||
+                    playout_queued_frames(&c->playout) > 0 || c->audio_item[0];
+    if (!had_audio && !c->response_active)
+        return; /* the caller speaks into silence: an ordinary turn */
+    ring_discard(&c->downlink);
+    resample_down_init(&c->down);
+    c->audio_item_bytes = 0;
+    c->audio_item[0] = '\0';
+    if (had_audio) {
+        char msg[128];
+        int len = twilio_msg_clear(msg, sizeof msg, c->start.stream_sid);
+        twilio_leg_send(c, msg, (size_t)len);
+    }
+    uint64_t took = call_now_us() - event_us;
+    if (c->response_active) {
+        /* With interrupt_response the server cancels too; ours makes it certain, and any
+         * delta still in flight for this response is dropped. */
+        if (c->response_id[0]) {
+            snprintf(c->cancelled[c->cancelled_next], OPENAI_ID_MAX, "%s", c->response_id);
+            c->cancelled_next = (c->cancelled_next + 1) % CALL_CANCELLED_MAX;
+        }
+        openai_leg_send_owned(c, openai_msg_response_cancel(c->response_id));
+    }
+    uint64_t dropped_ms = playout_clear(&c->playout, now, truncate_item, c);
+    c->last_mark_ms = c->playout.sent_ms;
+    c->stats.barge_ins++;
+    c->stats.bargein_last_us = took;
+    if (took > c->stats.bargein_max_us)
+        c->stats.bargein_max_us = took;
+    log_info("barge-in: cleared %llu ms of unplayed audio in %llu us",
+             (unsigned long long)dropped_ms, (unsigned long long)took);
+    call_post(c, CALL_EV_BARGE_IN, NULL, NULL);
+    uv_timer_stop(&c->pace_timer);
+}
+
+void call_audio_mark_echo(struct call *c, const char *name)
+{
+    playout_mark_echo(&c->playout, name, call_now_us());
+}

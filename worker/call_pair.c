@@ -1,0 +1,188 @@
+/* Call pair lifecycle: the thread with its own libuv loop, start-up of both legs, events to the
+ * worker's main loop, and the end: once both WebSockets have closed, the remaining handles close,
+ * the loop runs dry, the thread posts CALL_EV_ENDED and exits; the main loop joins and frees. */
+#include "worker/call_pair.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "worker/call.h"
+
+#define CALL_THREAD_STACK (256u << 10) /* the call path keeps its buffers small */
+
+uint64_t call_now_us(void)
+{
+    return uv_hrtime() / 1000;
+}
+
+static const char *call_param(const struct call *c, const char *name)
+{
+    for (unsigned i = 0; i < c->start.n_params; i++)
+        if (strcmp(c->start.params[i].name, name) == 0)
+            return c->start.params[i].value;
+    return NULL;
+}
+
+void call_post(struct call *c, enum call_event_type type, const char *role, const char *text)
+{
+    struct call_event *ev = calloc(1, sizeof *ev);
+    if (ev == NULL) {
+        log_error("event lost: out of memory");
+        return;
+    }
+    ev->type = type;
+    ev->call = c;
+    ev->serial = c->serial;
+    snprintf(ev->call_sid, sizeof ev->call_sid, "%s", c->start.call_sid);
+    snprintf(ev->stream_sid, sizeof ev->stream_sid, "%s", c->start.stream_sid);
+    const char *id = call_param(c, "callId");
+    snprintf(ev->call_id, sizeof ev->call_id, "%s", id ? id : c->start.call_sid);
+    snprintf(ev->role, sizeof ev->role, "%s", role ? role : "");
+    ev->t_ms = (uint32_t)((uv_hrtime() - c->started_ns) / 1000000);
+    if (text && (ev->text = strdup(text)) == NULL)
+        log_error("event text lost: out of memory");
+    if (type == CALL_EV_ENDED) {
+        ev->ai_failed = c->ai_failed;
+        snprintf(ev->reason, sizeof ev->reason, "%s", c->end_reason);
+        ev->stats = c->stats;
+        /* The end must arrive or the call is never joined: wait for room rather than drop. */
+        while (thread_queue_push(c->host->events, &ev->node) == -ENOBUFS)
+            usleep(1000);
+        return;
+    }
+    if (thread_queue_push(c->host->events, &ev->node) != 0)
+        call_event_free(ev); /* counted by the queue */
+}
+
+void call_event_free(struct call_event *ev)
+{
+    if (ev) {
+        free(ev->text);
+        free(ev);
+    }
+}
+
+/* Ends the call from either side: both legs close; the first reason given is kept. */
+void call_end(struct call *c, const char *reason, int ai_failed)
+{
+    if (c->end_reason[0] == '\0')
+        snprintf(c->end_reason, sizeof c->end_reason, "%s", reason);
+    if (ai_failed)
+        c->ai_failed = 1;
+    twilio_leg_close(c, WS_CLOSE_NORMAL, reason);
+    openai_leg_close(c, WS_CLOSE_NORMAL, reason);
+    call_finish_if_done(c);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct call *c = h->data;
+    c->handles_open--;
+}
+
+/* When both legs are closed, close the rest so uv_run returns. Idempotent. */
+void call_finish_if_done(struct call *c)
+{
+    if (c->tw_state != TW_CLOSED || (c->oa_state != OA_CLOSED && c->oa_state != OA_IDLE))
+        return;
+    if (!uv_is_closing((uv_handle_t *)&c->pace_timer))
+        uv_close((uv_handle_t *)&c->pace_timer, on_handle_closed);
+}
+
+static void *call_thread(void *arg)
+{
+    struct call *c = arg;
+    log_set_context("call=%llu", (unsigned long long)c->serial);
+    c->started_ns = uv_hrtime();
+    int rc = uv_loop_init(&c->loop);
+    if (rc != 0) {
+        log_error("call loop: %s", uv_strerror(rc));
+        close(c->fd);
+        snprintf(c->end_reason, sizeof c->end_reason, "loop failed");
+        call_post(c, CALL_EV_ENDED, NULL, NULL);
+        return NULL;
+    }
+    uv_timer_init(&c->loop, &c->pace_timer);
+    c->pace_timer.data = c;
+    c->handles_open = 1;
+    c->tw_state = TW_CLOSED; /* until the leg starts */
+    c->oa_state = OA_IDLE;
+    if (twilio_leg_start(c) == 0 && openai_leg_start(c) != 0)
+        call_end(c, "openai connect failed", 1);
+    call_finish_if_done(c);
+    uv_run(&c->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&c->loop) != 0)
+        log_error("call loop closed with handles still open");
+    call_audio_free(c);
+    log_info("call ended: %s; frames in %llu out %llu, barge-ins %llu", c->end_reason,
+             (unsigned long long)c->stats.frames_in, (unsigned long long)c->stats.frames_out,
+             (unsigned long long)c->stats.barge_ins);
+    call_post(c, CALL_EV_ENDED, NULL, NULL);
+    return NULL;
+}
+
+/* Copies s into the upgrade buffer at *pos; returns the copy or NULL if absent. */
+static const char *keep(struct call *c, size_t *pos, const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    size_t n = strnlen(s, WS_MAX_HEADER_VALUE - 1);
+    char *dst = c->upgrade_buf + *pos;
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+    *pos += n + 1;
+    return dst;
+}
+
+int call_pair_start(struct call_pair_host *host, uint64_t serial, int fd,
+                    const struct ws_upgrade *upgrade, const void *early, size_t early_len)
+{
+    struct call *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    c->host = host;
+    c->serial = serial;
+    c->fd = fd;
+    size_t pos = 0;
+    c->upgrade.upgrade = keep(c, &pos, upgrade->upgrade);
+    c->upgrade.connection = keep(c, &pos, upgrade->connection);
+    c->upgrade.key = keep(c, &pos, upgrade->key);
+    c->upgrade.version = keep(c, &pos, upgrade->version);
+    int rc = -ENOMEM;
+    if (early_len > 0) {
+        if ((c->early = malloc(early_len)) == NULL)
+            goto fail;
+        memcpy(c->early, early, early_len);
+        c->early_len = early_len;
+    }
+    if ((rc = call_audio_init(c)) != 0)
+        goto fail;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, CALL_THREAD_STACK);
+    rc = -pthread_create(&c->thread, &attr, call_thread, c);
+    pthread_attr_destroy(&attr);
+    if (rc != 0)
+        goto fail;
+    return 0;
+fail:
+    call_audio_free(c);
+    free(c->early);
+    close(fd);
+    free(c);
+    return rc;
+}
+
+void call_pair_join(struct call *c)
+{
+    pthread_join(c->thread, NULL);
+    free(c);
+}

@@ -1,0 +1,80 @@
+/* A call pair: one phone call's media stream bridged to one OpenAI Realtime session, on its own
+ * thread and libuv loop so that a slow or broken call cannot delay another. The worker's main
+ * loop starts it with the upgraded fd and hears back through events (transcript turns, tool
+ * calls, barge-ins, the end with the call's figures); it never touches the call's state. */
+#ifndef VB_WORKER_CALL_PAIR_H
+#define VB_WORKER_CALL_PAIR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/ws.h"
+#include "worker/openai_msg.h"
+#include "worker/thread_queue.h"
+
+struct config;
+struct tls_config;
+struct call;
+
+/* Figures of one call, reported with CALL_EV_ENDED. */
+struct call_stats {
+    uint64_t frames_in;          /* Twilio media messages received */
+    uint64_t frames_up;          /* 20 ms frames appended to OpenAI */
+    uint64_t frames_out;         /* 20 ms frames sent to Twilio */
+    uint64_t up_dropped_bytes;   /* caller audio dropped: uplink ring full */
+    uint64_t down_dropped_bytes; /* AI audio dropped: downlink ring full, or malformed */
+    uint64_t barge_ins;
+    uint64_t bargein_max_us;     /* speech_started received -> clear queued, worst */
+    uint64_t bargein_last_us;
+    uint64_t truncates;
+    uint64_t protocol_errors;    /* malformed messages from either side */
+    uint64_t openai_errors;      /* error events from OpenAI */
+    struct openai_usage usage;   /* summed over responses */
+};
+
+enum call_event_type {
+    CALL_EV_STARTED = 1, /* the media stream's start arrived: SIDs and parameters are known */
+    CALL_EV_TURN,        /* a completed transcript turn: role "user" or "assistant" */
+    CALL_EV_TOOL,        /* the model called a tool: role = tool name, text = arguments */
+    CALL_EV_BARGE_IN,    /* the caller interrupted the AI */
+    CALL_EV_ENDED,       /* the call pair is finished; stats filled; call_pair_join next */
+};
+
+/* One event from a call thread to the main loop. Owned by whoever holds it: the call thread
+ * allocates it, the main loop frees it with call_event_free. */
+struct call_event {
+    struct tq_node node;
+    enum call_event_type type;
+    struct call *call;
+    uint64_t serial;
+    char call_sid[64];
+    char stream_sid[64];
+    char call_id[64];    /* our id from the stream's customParameters (callId), or the CallSid */
+    char role[64];
+    uint32_t t_ms;       /* since the media stream started */
+    char *text;          /* NUL-terminated, owned; may be NULL */
+    int ai_failed;       /* ENDED: the AI side failed (an apology is due) */
+    char reason[64];     /* ENDED: why it ended */
+    struct call_stats stats;
+};
+
+/* What the worker lends every call pair; it must outlive them all. */
+struct call_pair_host {
+    const struct config *cfg;
+    const struct tls_config *openai_tls; /* client config for wss://, NULL for ws:// only */
+    struct thread_queue *events;         /* the main loop's queue for call_event nodes */
+};
+
+/* Starts a call pair on its own thread for an upgraded media-stream connection. Takes fd (it
+ * is closed on failure); the request's headers and early bytes are copied. Returns 0 (events
+ * follow, ending with CALL_EV_ENDED) or a negative errno. Main loop only. */
+int call_pair_start(struct call_pair_host *host, uint64_t serial, int fd,
+                    const struct ws_upgrade *upgrade, const void *early, size_t early_len);
+
+/* After CALL_EV_ENDED: waits for the thread (it is exiting) and frees the call. */
+void call_pair_join(struct call *c);
+
+void call_event_free(struct call_event *ev);
+
+#endif

@@ -1,0 +1,144 @@
+/* The Twilio leg of a call pair: the Media Streams WebSocket (server side). Enforces the message
+ * order Twilio follows (connected, start, then media/mark/dtmf, then stop) and answers anything
+ * else with a close code and reason: 1007 for undecodable data (bad JSON, bad base64), 1008 for
+ * messages out of order or for another stream, 1009 for oversized messages (the ws layer). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "worker/call.h"
+
+/* Logs the first few protocol errors of a call, counts all, and closes the stream. */
+static void protocol_error(struct call *c, int code, const char *why)
+{
+    if (c->stats.protocol_errors++ < 3)
+        log_warn("twilio protocol error: %s; closing the media stream (%d)", why, code);
+    twilio_leg_close(c, code, why);
+    call_end(c, "twilio protocol error", 0);
+}
+
+static void tw_on_open(struct ws *ws)
+{
+    (void)ws;
+}
+
+static void on_start(struct call *c, const struct twilio_start *st)
+{
+    c->start = *st;
+    c->tw_state = TW_STREAMING;
+    log_set_context("call=%s", c->start.call_sid);
+    const char *dir = "inbound";
+    for (unsigned i = 0; i < st->n_params; i++)
+        if (strcmp(st->params[i].name, "direction") == 0)
+            dir = st->params[i].value;
+    log_info("media stream started: stream %s, %s, %u parameters", st->stream_sid, dir,
+             st->n_params);
+    call_post(c, CALL_EV_STARTED, dir, NULL);
+    if (c->oa_state == OA_OPEN)
+        openai_leg_configure(c);
+}
+
+static void tw_on_text(struct ws *ws, const char *text, size_t len)
+{
+    struct call *c = ws->data;
+    struct twilio_msg m;
+    struct twilio_start st;
+    const char *why = "";
+    int rc = twilio_msg_parse(text, len, c->toks, &m, &st, &why);
+    if (rc != 0) {
+        protocol_error(c, rc == -EINVAL ? WS_CLOSE_INVALID_DATA : WS_CLOSE_POLICY, why);
+        return;
+    }
+    if (m.stream_sid && c->tw_state == TW_STREAMING &&
+        (m.stream_sid_len != strlen(c->start.stream_sid) ||
+         memcmp(m.stream_sid, c->start.stream_sid, m.stream_sid_len) != 0)) {
+        protocol_error(c, WS_CLOSE_POLICY, "streamSid does not match the stream's start");
+        return;
+    }
+    switch (m.event) {
+    case TWILIO_CONNECTED:
+        if (c->tw_state != TW_WAIT_CONNECTED)
+            return protocol_error(c, WS_CLOSE_POLICY, "connected sent twice");
+        c->tw_state = TW_WAIT_START;
+        return;
+    case TWILIO_START:
+        if (c->tw_state != TW_WAIT_START)
+            return protocol_error(c, WS_CLOSE_POLICY,
+                                  c->tw_state == TW_WAIT_CONNECTED ? "start before connected"
+                                                                   : "start sent twice");
+        on_start(c, &st);
+        return;
+    case TWILIO_MEDIA:
+    case TWILIO_MARK:
+    case TWILIO_DTMF:
+        if (c->tw_state != TW_STREAMING)
+            return protocol_error(c, WS_CLOSE_POLICY, "media, mark or dtmf before start");
+        if (m.event == TWILIO_MEDIA) {
+            c->stats.frames_in++;
+            call_audio_uplink(c, m.payload, m.payload_len);
+        } else if (m.event == TWILIO_MARK) {
+            call_audio_mark_echo(c, m.mark_name);
+        } else {
+            log_debug("dtmf %c", m.digit);
+        }
+        return;
+    case TWILIO_STOP:
+        log_info("media stream stopped by Twilio");
+        c->tw_state = TW_STOPPED;
+        call_end(c, "caller hung up", 0);
+        return;
+    case TWILIO_UNKNOWN:
+        log_debug("ignoring an unknown Twilio event");
+        return;
+    }
+}
+
+static void tw_on_close(struct ws *ws, int code, const char *reason, size_t reason_len)
+{
+    struct call *c = ws->data;
+    log_info("media stream closed: %d %.*s", code, (int)reason_len, reason);
+    c->tw_state = TW_CLOSED;
+    call_end(c, "media stream closed", 0);
+}
+
+static const struct ws_callbacks tw_callbacks = {
+    .on_open = tw_on_open,
+    .on_text = tw_on_text,
+    .on_close = tw_on_close,
+};
+
+int twilio_leg_start(struct call *c)
+{
+    const struct config *cfg = c->host->cfg;
+    struct ws_options opt = {.max_message = cfg->bridge.max_ws_message_bytes};
+    c->twilio.data = c;
+    int rc = ws_server_start(&c->twilio, &c->loop, c->fd, &c->upgrade, c->early, c->early_len,
+                             &tw_callbacks, &opt);
+    c->fd = -1; /* the ws owns it now, on success and failure alike */
+    free(c->early);
+    c->early = NULL;
+    if (rc != 0) {
+        log_warn("media stream upgrade refused: %s", strerror(-rc));
+        snprintf(c->end_reason, sizeof c->end_reason, "bad upgrade request");
+        return rc;
+    }
+    c->tw_state = TW_WAIT_CONNECTED;
+    return 0;
+}
+
+void twilio_leg_send(struct call *c, const char *msg, size_t len)
+{
+    if (c->tw_state == TW_CLOSED)
+        return;
+    int rc = ws_send_text(&c->twilio, msg, len);
+    if (rc == -ENOBUFS)
+        c->stats.down_dropped_bytes += CALL_FRAME; /* Twilio is not reading: counted, dropped */
+}
+
+void twilio_leg_close(struct call *c, int code, const char *reason)
+{
+    if (c->tw_state != TW_CLOSED)
+        ws_close(&c->twilio, code, reason); /* -EALREADY if already closing: fine */
+}

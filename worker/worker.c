@@ -1,0 +1,244 @@
+/* Worker main loop: listeners, router, the media-stream upgrade route, the event queue from
+ * call threads, and graceful shutdown on SIGINT/SIGTERM (stop accepting, drain calls, exit). */
+#include "worker/worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "common/tls.h"
+#include "common/ws.h"
+#include "worker/call_pair.h"
+#include "worker/http_endpoints.h"
+#include "worker/http_server.h"
+
+#define WORKER_EVENT_QUEUE 4096
+
+struct worker {
+    const struct config *cfg;
+    uv_loop_t *loop;
+    struct http_router router;
+    struct http_endpoints endpoints;
+    struct http_server *servers[CONFIG_LISTEN_MAX];
+    size_t n_servers;
+    struct thread_queue events;
+    struct call_pair_host host;
+    struct tls_config *openai_tls;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t drain_timer;
+    uint64_t next_serial;
+    unsigned live_calls;
+    int draining;
+};
+
+static void on_media_stream(int fd, const struct http_msg *req, const char *leftover, size_t n,
+                            void *arg)
+{
+    struct worker *w = arg;
+    struct ws_upgrade up;
+    ws_upgrade_from_http(&up, req);
+    if (w->draining || w->live_calls >= w->cfg->max_calls_per_worker) {
+        /* Refuse with a status HAProxy and Twilio understand, rather than queue forever. */
+        static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+                                   "application/json\r\nContent-Length: 44\r\nConnection: close"
+                                   "\r\n\r\n{\"error\":\"no capacity for another call now\"}";
+        ssize_t rc = write(fd, busy, sizeof busy - 1);
+        (void)rc; /* best effort: the socket is new and empty, and we close it either way */
+        close(fd);
+        log_warn("media stream refused: %s", w->draining ? "draining" : "at max_calls_per_worker");
+        return;
+    }
+    uint64_t serial = ++w->next_serial;
+    int rc = call_pair_start(&w->host, serial, fd, &up, leftover, n);
+    if (rc != 0) {
+        log_error("call %llu not started: %s", (unsigned long long)serial, strerror(-rc));
+        return;
+    }
+    w->live_calls++;
+}
+
+static void worker_stop_listening(struct worker *w);
+
+static void on_events(struct thread_queue *q)
+{
+    struct worker *w = (struct worker *)((char *)q - offsetof(struct worker, events));
+    struct tq_node *n = thread_queue_take(q);
+    while (n) {
+        struct call_event *ev = (struct call_event *)n;
+        n = n->next;
+        switch (ev->type) {
+        case CALL_EV_STARTED:
+            log_info("call %llu started: %s %s (stream %s)", (unsigned long long)ev->serial,
+                     ev->role, ev->call_sid, ev->stream_sid);
+            break;
+        case CALL_EV_TURN:
+            log_info("transcript %s +%u ms %s: %s", ev->call_sid, ev->t_ms, ev->role,
+                     ev->text ? ev->text : "");
+            break;
+        case CALL_EV_TOOL:
+            log_info("tool %s %s: %s", ev->call_sid, ev->role, ev->text ? ev->text : "");
+            break;
+        case CALL_EV_BARGE_IN:
+            break;
+        case CALL_EV_ENDED:
+            log_info("call %llu ended (%s): %llu frames in, %llu up, %llu out; barge-ins %llu "
+                     "(worst %llu us); dropped %llu/%llu bytes",
+                     (unsigned long long)ev->serial, ev->reason,
+                     (unsigned long long)ev->stats.frames_in,
+                     (unsigned long long)ev->stats.frames_up,
+                     (unsigned long long)ev->stats.frames_out,
+                     (unsigned long long)ev->stats.barge_ins,
+                     (unsigned long long)ev->stats.bargein_max_us,
+                     (unsigned long long)ev->stats.up_dropped_bytes,
+                     (unsigned long long)ev->stats.down_dropped_bytes);
+            call_pair_join(ev->call);
+            w->live_calls--;
+            if (w->draining && w->live_calls == 0)
+                worker_stop_listening(w);
+            break;
+        }
+        call_event_free(ev);
+    }
+}
+
+static void on_server_closed(void *arg)
+{
+    (void)arg;
+}
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* The last step: everything closed, so uv_run returns. */
+static void worker_stop_listening(struct worker *w)
+{
+    for (size_t i = 0; i < w->n_servers; i++)
+        if (w->servers[i])
+            http_server_close(w->servers[i], on_server_closed, NULL);
+    w->n_servers = 0;
+    if (w->live_calls > 0)
+        return; /* the last CALL_EV_ENDED finishes the job */
+    thread_queue_close(&w->events, NULL);
+    close_handle((uv_handle_t *)&w->sigint);
+    close_handle((uv_handle_t *)&w->sigterm);
+    close_handle((uv_handle_t *)&w->drain_timer);
+}
+
+static void on_drain_deadline(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+    log_warn("drain deadline passed with %u calls still live; exiting anyway", w->live_calls);
+    exit(0); /* the call threads cannot be stopped from outside; the process ends them */
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct worker *w = s->data;
+    if (w->draining) {
+        log_warn("second %s: exiting now", strsignal(signum));
+        exit(0);
+    }
+    w->draining = 1;
+    log_info("%s: draining %u live calls (deadline %u s)", strsignal(signum), w->live_calls,
+             w->cfg->drain_timeout_s);
+    uv_timer_start(&w->drain_timer, on_drain_deadline, w->cfg->drain_timeout_s * 1000ull, 0);
+    uv_unref((uv_handle_t *)&w->drain_timer);
+    worker_stop_listening(w);
+}
+
+static int listen_all(struct worker *w)
+{
+    struct http_server_settings s;
+    http_server_settings_default(&s);
+    s.router = &w->router;
+    s.max_head_bytes = w->cfg->http.max_header_bytes;
+    s.max_body_bytes = w->cfg->http.max_body_bytes;
+    s.request_timeout_ms = w->cfg->http.request_timeout_ms;
+    s.idle_timeout_ms = w->cfg->http.keepalive_timeout_ms;
+    for (size_t i = 0; i < w->cfg->listen_count; i++) {
+        const struct config_listen *l = &w->cfg->listen[i];
+        struct addrinfo hints = {.ai_family = l->family, .ai_socktype = SOCK_STREAM,
+                                 .ai_flags = AI_NUMERICSERV}, *res;
+        char port[8];
+        snprintf(port, sizeof port, "%u", l->port);
+        int rc = getaddrinfo(l->host, port, &hints, &res);
+        if (rc != 0) {
+            log_error("listen %s:%u: %s", l->host, l->port, gai_strerror(rc));
+            return -EINVAL;
+        }
+        rc = http_server_create(w->loop, &s, &w->servers[w->n_servers]);
+        if (rc == 0) {
+            w->n_servers++;
+            rc = http_server_listen(w->servers[w->n_servers - 1], res->ai_addr);
+        }
+        freeaddrinfo(res);
+        if (rc != 0) {
+            log_error("listen %s:%u: %s", l->host, l->port, strerror(-rc));
+            return rc;
+        }
+        log_info("listening on %s:%u", l->host, l->port);
+    }
+    return 0;
+}
+
+int worker_run(const struct config *cfg)
+{
+    static struct worker w; /* one per process; too big for the stack */
+    memset(&w, 0, sizeof w);
+    w.cfg = cfg;
+    w.loop = uv_default_loop();
+    signal(SIGPIPE, SIG_IGN);
+    int rc;
+    if (strncmp(cfg->openai.url, "wss://", 6) == 0 &&
+        (rc = tls_config_client_new(&w.openai_tls, cfg->openai.ca_file)) != 0) {
+        log_error("TLS for %s: %s", cfg->openai.url, strerror(-rc));
+        return rc;
+    }
+    if (!cfg->openai.api_key)
+        log_warn("OPENAI_API_KEY is not set: only a local Realtime server will accept calls");
+    http_router_init(&w.router);
+    w.endpoints.public_url = cfg->public_url ? cfg->public_url : "http://127.0.0.1";
+    if (!cfg->public_url)
+        log_warn("public_url is not set: TwiML will point Twilio at %s", w.endpoints.public_url);
+    if ((rc = http_endpoints_register(&w.router, &w.endpoints)) != 0 ||
+        (rc = http_router_add(&w.router, &(struct http_route){
+                                             .pattern = "/api/voice-calls/media-stream",
+                                             .upgrade = on_media_stream, .arg = &w})) != 0) {
+        log_error("routes: %s", strerror(-rc));
+        goto fail;
+    }
+    if ((rc = thread_queue_init(&w.events, w.loop, WORKER_EVENT_QUEUE, on_events)) != 0)
+        goto fail;
+    w.host = (struct call_pair_host){.cfg = cfg, .openai_tls = w.openai_tls, .events = &w.events};
+    uv_signal_init(w.loop, &w.sigint);
+    uv_signal_init(w.loop, &w.sigterm);
+    uv_timer_init(w.loop, &w.drain_timer);
+    w.sigint.data = w.sigterm.data = w.drain_timer.data = &w;
+    uv_signal_start(&w.sigint, on_signal, SIGINT);
+    uv_signal_start(&w.sigterm, on_signal, SIGTERM);
+    if ((rc = listen_all(&w)) != 0) {
+        w.draining = 1;
+        worker_stop_listening(&w);
+        uv_run(w.loop, UV_RUN_DEFAULT);
+        goto fail;
+    }
+    log_info("voicebridge serving: OpenAI at %s (%s), audio %s", cfg->openai.url,
+             cfg->openai.model, cfg->openai.audio_format == CONFIG_AUDIO_G711_ULAW
+                                    ? "g711_ulaw passthrough" : "pcm16 24 kHz");
+    uv_run(w.loop, UV_RUN_DEFAULT);
+    rc = 0;
+fail:
+    uv_loop_close(w.loop);
+    tls_config_free(w.openai_tls);
+    return rc;
+}
