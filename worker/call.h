@@ -62,6 +62,7 @@ struct call {
     unsigned cancelled_next;
     char audio_item[OPENAI_ID_MAX]; /* the assistant item whose audio is arriving */
     size_t audio_item_bytes;        /* its bytes in the downlink ring not yet whole frames */
+    uint64_t first_delta_us;        /* arrival of the current item's first delta; 0 once sent */
 
     /* audio */
     struct ring uplink, downlink;
@@ -104,7 +105,7 @@ void openai_leg_close(struct call *c, int code, const char *reason);
 /* call_audio.c */
 int call_audio_init(struct call *c);
 void call_audio_free(struct call *c);
-void call_audio_uplink(struct call *c, const char *b64, size_t len);
+void call_audio_uplink(struct call *c, const char *b64, size_t len, uint64_t t_in_us);
 void call_audio_flush_uplink(struct call *c);
 void call_audio_delta(struct call *c, const struct openai_event *ev);
 void call_audio_item_done(struct call *c);

@@ -64,7 +64,7 @@ void call_audio_flush_uplink(struct call *c)
     }
 }
 
-void call_audio_uplink(struct call *c, const char *b64, size_t len)
+void call_audio_uplink(struct call *c, const char *b64, size_t len, uint64_t t_in_us)
 {
     uint8_t ulaw[4096];
     size_t n;
@@ -85,7 +85,14 @@ void call_audio_uplink(struct call *c, const char *b64, size_t len)
     if (pushed < n && c->stats.up_dropped_bytes == 0)
         log_warn("caller audio dropped: the OpenAI session is not keeping up");
     c->stats.up_dropped_bytes += n - pushed;
+    if (c->oa_state != OA_CONFIGURED)
+        return; /* held until the session is configured; not a per-frame latency */
     call_audio_flush_uplink(c);
+    uint64_t took = call_now_us() - t_in_us;
+    c->stats.up_us_sum += took;
+    c->stats.up_count++;
+    if (took > c->stats.up_us_max)
+        c->stats.up_us_max = took;
 }
 
 static int cancelled(const struct call *c, const char *response_id)
@@ -144,6 +151,7 @@ void call_audio_delta(struct call *c, const struct openai_event *ev)
         if (c->audio_item[0])
             call_audio_item_done(c);
         snprintf(c->audio_item, sizeof c->audio_item, "%s", ev->item_id);
+        c->first_delta_us = call_now_us();
     }
     uint8_t raw[DELTA_CHUNK_CHARS / 4 * 3];
     uint8_t ulaw[DELTA_CHUNK_CHARS / 4 * 3];
@@ -195,6 +203,14 @@ void call_audio_pump(struct call *c)
         int len = twilio_msg_media(msg, sizeof msg, c->start.stream_sid, frame, CALL_FRAME);
         twilio_leg_send(c, msg, (size_t)len);
         c->stats.frames_out++;
+        if (c->first_delta_us) {
+            uint64_t took = call_now_us() - c->first_delta_us;
+            c->first_delta_us = 0;
+            c->stats.down_us_sum += took;
+            c->stats.down_count++;
+            if (took > c->stats.down_us_max)
+                c->stats.down_us_max = took;
+        }
     }
     uint64_t since_mark = c->playout.sent_ms - c->last_mark_ms;
     const struct config *cfg = c->host->cfg;
@@ -241,6 +257,7 @@ void call_audio_barge_in(struct call *c, uint64_t event_us)
     ring_discard(&c->downlink);
     resample_down_init(&c->down);
     c->audio_item_bytes = 0;
+    c->first_delta_us = 0;
     c->audio_item[0] = '\0';
     if (had_audio) {
         char msg[128];

@@ -28,6 +28,9 @@ struct call_stats {
     uint64_t bargein_max_us;     /* speech_started received -> clear queued, worst */
     uint64_t bargein_last_us;
     uint64_t truncates;
+    uint64_t up_us_max, up_us_sum, up_count;       /* media in -> append queued to OpenAI */
+    uint64_t down_us_max, down_us_sum, down_count; /* a response's first delta in -> its first
+                                                       frame queued to Twilio */
     uint64_t protocol_errors;    /* malformed messages from either side */
     uint64_t openai_errors;      /* error events from OpenAI */
     struct openai_usage usage;   /* summed over responses */

@@ -43,6 +43,7 @@ static void on_start(struct call *c, const struct twilio_start *st)
 static void tw_on_text(struct ws *ws, const char *text, size_t len)
 {
     struct call *c = ws->data;
+    uint64_t t_in = call_now_us();
     struct twilio_msg m;
     struct twilio_start st;
     const char *why = "";
@@ -77,7 +78,7 @@ static void tw_on_text(struct ws *ws, const char *text, size_t len)
             return protocol_error(c, WS_CLOSE_POLICY, "media, mark or dtmf before start");
         if (m.event == TWILIO_MEDIA) {
             c->stats.frames_in++;
-            call_audio_uplink(c, m.payload, m.payload_len);
+            call_audio_uplink(c, m.payload, m.payload_len, t_in);
         } else if (m.event == TWILIO_MARK) {
             call_audio_mark_echo(c, m.mark_name);
         } else {

@@ -66,6 +66,26 @@ static void on_media_stream(int fd, const struct http_msg *req, const char *left
 
 static void worker_stop_listening(struct worker *w);
 
+static unsigned long long avg(uint64_t sum, uint64_t n)
+{
+    return n ? (unsigned long long)(sum / n) : 0;
+}
+
+static void log_call_end(const struct call_event *ev)
+{
+    const struct call_stats *s = &ev->stats;
+    log_info("call %llu ended (%s): %llu frames in, %llu up, %llu out; added latency up avg %llu "
+             "max %llu us, down avg %llu max %llu us; barge-ins %llu (worst %llu us), truncates "
+             "%llu; dropped %llu/%llu bytes",
+             (unsigned long long)ev->serial, ev->reason, (unsigned long long)s->frames_in,
+             (unsigned long long)s->frames_up, (unsigned long long)s->frames_out,
+             avg(s->up_us_sum, s->up_count), (unsigned long long)s->up_us_max,
+             avg(s->down_us_sum, s->down_count), (unsigned long long)s->down_us_max,
+             (unsigned long long)s->barge_ins, (unsigned long long)s->bargein_max_us,
+             (unsigned long long)s->truncates, (unsigned long long)s->up_dropped_bytes,
+             (unsigned long long)s->down_dropped_bytes);
+}
+
 static void on_events(struct thread_queue *q)
 {
     struct worker *w = (struct worker *)((char *)q - offsetof(struct worker, events));
@@ -88,16 +108,7 @@ static void on_events(struct thread_queue *q)
         case CALL_EV_BARGE_IN:
             break;
         case CALL_EV_ENDED:
-            log_info("call %llu ended (%s): %llu frames in, %llu up, %llu out; barge-ins %llu "
-                     "(worst %llu us); dropped %llu/%llu bytes",
-                     (unsigned long long)ev->serial, ev->reason,
-                     (unsigned long long)ev->stats.frames_in,
-                     (unsigned long long)ev->stats.frames_up,
-                     (unsigned long long)ev->stats.frames_out,
-                     (unsigned long long)ev->stats.barge_ins,
-                     (unsigned long long)ev->stats.bargein_max_us,
-                     (unsigned long long)ev->stats.up_dropped_bytes,
-                     (unsigned long long)ev->stats.down_dropped_bytes);
+            log_call_end(ev);
             call_pair_join(ev->call);
             w->live_calls--;
             if (w->draining && w->live_calls == 0)
