@@ -73,8 +73,10 @@ void call_end(struct call *c, const char *reason, int ai_failed)
 {
     if (c->end_reason[0] == '\0')
         snprintf(c->end_reason, sizeof c->end_reason, "%s", reason);
-    if (ai_failed)
+    if (ai_failed && !c->ai_failed) {
         c->ai_failed = 1;
+        call_post(c, CALL_EV_AI_FAILED, NULL, NULL);
+    }
     twilio_leg_close(c, WS_CLOSE_NORMAL, reason);
     openai_leg_close(c, WS_CLOSE_NORMAL, reason);
     call_finish_if_done(c);

@@ -41,6 +41,8 @@ enum call_event_type {
     CALL_EV_TURN,        /* a completed transcript turn: role "user" or "assistant" */
     CALL_EV_TOOL,        /* the model called a tool: role = tool name, text = arguments */
     CALL_EV_BARGE_IN,    /* the caller interrupted the AI */
+    CALL_EV_AI_FAILED,   /* the OpenAI side failed; sent before the media stream is closed, so
+                            the worker knows before Twilio asks what to play next */
     CALL_EV_ENDED,       /* the call pair is finished; stats filled; call_pair_join next */
 };
 

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -110,8 +111,14 @@ static int answer_stream(struct http_response *res, const struct http_endpoints 
     if (xml == NULL)
         return -ENOMEM;
     size_t len;
-    int err = twiml_connect_stream(ep->public_url, params, sizeof params / sizeof params[0], xml,
-                                   TWIML_BYTES, &len);
+    char action[2300];
+    size_t base = strlen(ep->public_url);
+    while (base > 0 && ep->public_url[base - 1] == '/')
+        base--;
+    snprintf(action, sizeof action, "%.*s/webhook/realtime/stream-ended/%s", (int)base,
+             ep->public_url, call_id); /* call_id is [A-Za-z0-9_-]: nothing to encode */
+    int err = twiml_connect_stream(ep->public_url, action, params,
+                                   sizeof params / sizeof params[0], xml, TWIML_BYTES, &len);
     if (err == -E2BIG || err == -EILSEQ) {
         /* From or To too long or not text: what Twilio sent cannot be a phone number. */
         http_response_json_error(res, 400, "bad_field",
@@ -167,6 +174,22 @@ static int realtime_incoming(struct http_request *req, struct http_response *res
     return err;
 }
 
+static int stream_ended(struct http_request *req, struct http_response *res, void *arg)
+{
+    const struct http_endpoints *ep = arg;
+    const char *call_id = http_request_param(req, "callId");
+    if (call_id == NULL || !call_id_ok(call_id))
+        return http_response_json_error(res, 400, "bad_field", "callId is malformed");
+    const char *say = ep->stream_ended_say ? ep->stream_ended_say(ep->stream_ended_arg, call_id)
+                                           : NULL;
+    char xml[2048];
+    size_t len;
+    if (say == NULL || twiml_say_hangup(say, xml, sizeof xml, &len) != 0)
+        twiml_say_hangup(NULL, xml, sizeof xml, &len);
+    log_info("http: stream of call %s ended: %s", call_id, say ? "apologising" : "hanging up");
+    return http_response_body(res, "text/xml", xml, len);
+}
+
 int http_endpoints_register(struct http_router *r, const struct http_endpoints *ep)
 {
     char url[2048];
@@ -183,6 +206,12 @@ int http_endpoints_register(struct http_router *r, const struct http_endpoints *
         {.method = HTTP_METHOD_POST,
          .pattern = "/webhook/realtime/incoming/{callId}",
          .handler = realtime_incoming,
+         .guard = ep->twilio_guard,
+         .guard_arg = ep->twilio_guard_arg,
+         .arg = (void *)ep},
+        {.method = HTTP_METHOD_POST,
+         .pattern = "/webhook/realtime/stream-ended/{callId}",
+         .handler = stream_ended,
          .guard = ep->twilio_guard,
          .guard_arg = ep->twilio_guard_arg,
          .arg = (void *)ep},

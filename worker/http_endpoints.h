@@ -1,6 +1,7 @@
-/* The worker's plain HTTP endpoints wired so far: GET /healthz, and the two voice webhooks that
+/* The worker's plain HTTP endpoints wired so far: GET /healthz, the two voice webhooks that
  * answer TwiML connecting the call to our media stream: POST /twilio/voice (inbound call) and
- * POST /webhook/realtime/incoming/{callId} (an outbound call we placed was answered). */
+ * POST /webhook/realtime/incoming/{callId} (an outbound call we placed was answered), and
+ * POST /webhook/realtime/stream-ended/{callId} (the stream is over: apologise or hang up). */
 #ifndef VB_WORKER_HTTP_ENDPOINTS_H
 #define VB_WORKER_HTTP_ENDPOINTS_H
 
@@ -13,6 +14,11 @@ struct http_endpoints {
      * exists; nothing is checked then. Returns 0 or the status to refuse with. */
     http_guard_fn *twilio_guard;
     void *twilio_guard_arg;
+    /* What a call hears once its media stream has ended (Twilio asks the <Connect action> URL,
+     * POST /webhook/realtime/stream-ended/{callId}): text to say before hanging up (the apology
+     * when the AI side failed), or NULL to hang up at once. NULL hook: always hang up. */
+    const char *(*stream_ended_say)(void *arg, const char *call_id);
+    void *stream_ended_arg;
 };
 
 /* Adds the routes to r. ep (and its strings) must outlive the router. Returns 0, -EINVAL for a

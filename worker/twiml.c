@@ -160,8 +160,9 @@ int twiml_stream_url(const char *base, char *out_buf, size_t cap)
     return o.err;
 }
 
-int twiml_connect_stream(const char *base, const struct twiml_param *params, size_t n,
-                         char *out_buf, size_t cap, size_t *out_len)
+int twiml_connect_stream(const char *base, const char *action_url,
+                         const struct twiml_param *params, size_t n, char *out_buf, size_t cap,
+                         size_t *out_len)
 {
     char url[2048];
     *out_len = 0;
@@ -179,8 +180,13 @@ int twiml_connect_stream(const char *base, const struct twiml_param *params, siz
         return -ENOSPC;
     struct out o = {out_buf, cap, 0, 0};
     out_buf[0] = '\0';
-    puts_(&o, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
-              "<Response><Connect><Stream url=\"");
+    puts_(&o, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Connect");
+    if (action_url) {
+        puts_(&o, " action=\"");
+        put_attr(&o, action_url);
+        puts_(&o, "\"");
+    }
+    puts_(&o, "><Stream url=\"");
     put_attr(&o, url);
     puts_(&o, "\">");
     for (size_t i = 0; i < n; i++) {
@@ -214,4 +220,24 @@ size_t twiml_param_fit(const char *name, const char *value)
     while (cut > 0 && ((unsigned char)value[cut] & 0xc0) == 0x80)
         cut--;
     return cut;
+}
+
+int twiml_say_hangup(const char *say, char *out_buf, size_t cap, size_t *out_len)
+{
+    if (cap == 0)
+        return -ENOSPC;
+    struct out o = {out_buf, cap, 0, 0};
+    puts_(&o, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>");
+    if (say) {
+        puts_(&o, "<Say>");
+        put_attr(&o, say); /* escapes & < > " ' : fine for element text too */
+        puts_(&o, "</Say>");
+    }
+    puts_(&o, "<Hangup/></Response>");
+    if (o.err != 0) {
+        out_buf[0] = '\0';
+        return o.err;
+    }
+    *out_len = o.len;
+    return 0;
 }

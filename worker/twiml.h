@@ -25,13 +25,19 @@ struct twiml_param {
  * query, a fragment or a character outside RFC 3986, or -ENOSPC when cap is short. */
 int twiml_stream_url(const char *public_base_url, char *out, size_t cap);
 
-/* Writes <?xml ...?><Response><Connect><Stream url="..."><Parameter .../>...</Stream></Connect>
- * </Response> to out (NUL-terminated, length in *out_len). Returns 0, or: -EINVAL bad base URL
+/* Writes <?xml ...?><Response><Connect action="..."><Stream url="..."><Parameter .../>...
+ * </Stream></Connect></Response> to out (NUL-terminated, length in *out_len). action_url (NULL:
+ * none) is where Twilio asks what to do once the stream has ended. Returns 0, or: -EINVAL bad base URL
  * or a parameter without a name; -E2BIG a name + value of TWIML_PARAM_LIMIT bytes or more;
  * -EILSEQ a name or value that is not UTF-8 or holds a character XML 1.0 cannot carry (C0
  * controls other than tab/CR/LF, U+FFFE, U+FFFF); -ENOSPC out too small. */
-int twiml_connect_stream(const char *public_base_url, const struct twiml_param *params, size_t n,
-                         char *out, size_t cap, size_t *out_len);
+int twiml_connect_stream(const char *public_base_url, const char *action_url,
+                         const struct twiml_param *params, size_t n, char *out, size_t cap,
+                         size_t *out_len);
+
+/* <Response>[<Say>say</Say>]<Hangup/></Response>: what a call hears after its stream ended.
+ * say NULL: just hang up. Returns 0, -EILSEQ (say not XML-safe text) or -ENOSPC. */
+int twiml_say_hangup(const char *say, char *out, size_t cap, size_t *out_len);
 
 /* Bytes of value that fit beside name under TWIML_PARAM_LIMIT, cut at a UTF-8 character
  * boundary: for optional display fields (contactName, businessName) that may be shortened

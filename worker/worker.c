@@ -20,6 +20,7 @@
 #include "worker/http_server.h"
 
 #define WORKER_EVENT_QUEUE 4096
+#define WORKER_FAILED_CALLS 256 /* recent calls whose AI side failed, for the apology */
 
 struct worker {
     const struct config *cfg;
@@ -36,7 +37,20 @@ struct worker {
     uint64_t next_serial;
     unsigned live_calls;
     int draining;
+    char failed[WORKER_FAILED_CALLS][64]; /* call ids, newest at failed_next - 1 */
+    unsigned failed_next;
 };
+
+/* Twilio asks what to play once a stream has ended: the apology if that call's AI side failed.
+ * (One node remembers its own calls; with several nodes this moves to the call record.) */
+static const char *stream_ended_say(void *arg, const char *call_id)
+{
+    struct worker *w = arg;
+    for (unsigned i = 0; i < WORKER_FAILED_CALLS; i++)
+        if (strcmp(w->failed[i], call_id) == 0)
+            return w->cfg->openai.apology;
+    return NULL;
+}
 
 static void on_media_stream(int fd, const struct http_msg *req, const char *leftover, size_t n,
                             void *arg)
@@ -106,6 +120,10 @@ static void on_events(struct thread_queue *q)
             log_info("tool %s %s: %s", ev->call_sid, ev->role, ev->text ? ev->text : "");
             break;
         case CALL_EV_BARGE_IN:
+            break;
+        case CALL_EV_AI_FAILED:
+            snprintf(w->failed[w->failed_next], sizeof w->failed[0], "%s", ev->call_id);
+            w->failed_next = (w->failed_next + 1) % WORKER_FAILED_CALLS;
             break;
         case CALL_EV_ENDED:
             log_call_end(ev);
@@ -219,6 +237,8 @@ int worker_run(const struct config *cfg)
         log_warn("OPENAI_API_KEY is not set: only a local Realtime server will accept calls");
     http_router_init(&w.router);
     w.endpoints.public_url = cfg->public_url ? cfg->public_url : "http://127.0.0.1";
+    w.endpoints.stream_ended_say = stream_ended_say;
+    w.endpoints.stream_ended_arg = &w;
     if (!cfg->public_url)
         log_warn("public_url is not set: TwiML will point Twilio at %s", w.endpoints.public_url);
     if ((rc = http_endpoints_register(&w.router, &w.endpoints)) != 0 ||

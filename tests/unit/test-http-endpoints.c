@@ -95,7 +95,7 @@ TEST(http_endpoints_inbound_twiml)
     CHECK_EQ(m->status, 200);
     CHECK(strcmp(http_msg_header(m, "content-type"), "text/xml") == 0);
     const char *want =
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Connect>"
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Connect action=\"https://voice.example.com/vb/webhook/realtime/stream-ended/CA0123456789abcdef\">"
         "<Stream url=\"wss://voice.example.com/vb/api/voice-calls/media-stream\">"
         "<Parameter name=\"callId\" value=\"CA0123456789abcdef\"/>"
         "<Parameter name=\"direction\" value=\"inbound\"/>"
@@ -114,7 +114,7 @@ TEST(http_endpoints_outbound_twiml)
     const struct http_msg *m = post("/webhook/realtime/incoming/call-42_x", FORM,
                                     "CallSid=CAfff&From=%2B15550001111&To=%2B15552223333");
     CHECK_EQ(m->status, 200);
-    const char *want = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Connect>"
+    const char *want = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Connect action=\"http://127.0.0.1:8080/webhook/realtime/stream-ended/call-42_x\">"
                        "<Stream url=\"ws://127.0.0.1:8080/api/voice-calls/media-stream\">"
                        "<Parameter name=\"callId\" value=\"call-42_x\"/>"
                        "<Parameter name=\"direction\" value=\"outbound\"/>"
@@ -243,4 +243,24 @@ TEST(http_endpoints_register_checks_url)
     ep.public_url = "https://ok.example";
     CHECK_EQ(http_endpoints_register(&router, &ep), 0);
     CHECK_EQ(http_endpoints_register(&router, &ep), -EEXIST);
+}
+
+static const char *say_for(void *arg, const char *call_id)
+{
+    (void)arg;
+    return strcmp(call_id, "failed-1") == 0 ? "Sorry & goodbye." : NULL;
+}
+
+TEST(http_endpoints_stream_ended_apologises_only_for_failed_calls)
+{
+    start(&(struct http_endpoints){.public_url = "https://v.example", .stream_ended_say = say_for});
+    const struct http_msg *m = post("/webhook/realtime/stream-ended/failed-1", FORM, "CallSid=CA1");
+    CHECK_EQ(m->status, 200);
+    CHECK(body_has(m, "<Response><Say>Sorry &amp; goodbye.</Say><Hangup/></Response>"));
+    m = post("/webhook/realtime/stream-ended/fine-2", FORM, "CallSid=CA2");
+    CHECK_EQ(m->status, 200);
+    CHECK(body_has(m, "<Response><Hangup/></Response>"));
+    m = post("/webhook/realtime/stream-ended/bad%20id", FORM, "");
+    CHECK_EQ(m->status, 400);
+    stop();
 }

@@ -44,7 +44,7 @@ TEST(twiml_document_exact)
     const struct twiml_param params[] = {
         {"callId", "CA123"}, {"direction", "inbound"}, {"contactName", NULL}, {"to", "+1555"}};
     size_t len;
-    CHECK_EQ(twiml_connect_stream("https://v.example.com/b", params, 4, out, sizeof out, &len), 0);
+    CHECK_EQ(twiml_connect_stream("https://v.example.com/b", NULL, params, 4, out, sizeof out, &len), 0);
     const char *want = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Connect>"
                        "<Stream url=\"wss://v.example.com/b/api/voice-calls/media-stream\">"
                        "<Parameter name=\"callId\" value=\"CA123\"/>"
@@ -62,7 +62,7 @@ TEST(twiml_escapes_hostile_values)
         {"n\"a<m>e", "tab\there\nnl\rcr"},
     };
     size_t len;
-    CHECK_EQ(twiml_connect_stream("https://h/a&b'c", params, 2, out, sizeof out, &len), 0);
+    CHECK_EQ(twiml_connect_stream("https://h/a&b'c", NULL, params, 2, out, sizeof out, &len), 0);
     CHECK(strstr(out, "url=\"wss://h/a&amp;b&apos;c/api/voice-calls/media-stream\"") != NULL);
     CHECK(strstr(out, "<Parameter name=\"from\" value=\"&quot;&gt;&lt;script&gt;alert("
                       "&apos;x&apos;)&lt;/script&gt;&amp;amp;\"/>") != NULL);
@@ -114,7 +114,7 @@ TEST(twiml_xml_round_trip)
     for (int i = 0; i < 4; i++)
         params[i] = (struct twiml_param){"p\"<&>", values[i]};
     size_t len;
-    CHECK_EQ(twiml_connect_stream("https://h.example/x", params, 4, out, sizeof out, &len), 0);
+    CHECK_EQ(twiml_connect_stream("https://h.example/x", NULL, params, 4, out, sizeof out, &len), 0);
     static char result[8192], want[8192], hname[64], hvalue[256];
     xml_round_trip(out, result, sizeof result);
     hex("wss://h.example/x/api/voice-calls/media-stream", want);
@@ -138,10 +138,10 @@ TEST(twiml_parameter_limit)
     memset(value, '1', 495);
     value[495] = '\0';
     struct twiml_param p = {"from", value};
-    CHECK_EQ(twiml_connect_stream("https://h", &p, 1, out, sizeof out, &len), 0);
+    CHECK_EQ(twiml_connect_stream("https://h", NULL, &p, 1, out, sizeof out, &len), 0);
     value[495] = '1';
     value[496] = '\0';
-    CHECK_EQ(twiml_connect_stream("https://h", &p, 1, out, sizeof out, &len), -E2BIG);
+    CHECK_EQ(twiml_connect_stream("https://h", NULL, &p, 1, out, sizeof out, &len), -E2BIG);
     CHECK_EQ(len, 0);
     /* Fitting display names: cut at a character boundary. */
     CHECK_EQ(twiml_param_fit("from", "short"), 5);
@@ -153,7 +153,7 @@ TEST(twiml_parameter_limit)
     CHECK_EQ(fit, 488);
     value[fit] = '\0';
     p = (struct twiml_param){"contactName", value};
-    CHECK_EQ(twiml_connect_stream("https://h", &p, 1, out, sizeof out, &len), 0);
+    CHECK_EQ(twiml_connect_stream("https://h", NULL, &p, 1, out, sizeof out, &len), 0);
     /* Shifted by one byte, the cut must back up off a continuation byte. */
     memset(value, 0, sizeof value);
     value[0] = 'x';
@@ -172,29 +172,49 @@ TEST(twiml_refuses_what_xml_cannot_carry)
     size_t len;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct twiml_param p = {"x", bad[i]};
-        CHECK_MSG(twiml_connect_stream("https://h", &p, 1, out, sizeof out, &len) == -EILSEQ,
+        CHECK_MSG(twiml_connect_stream("https://h", NULL, &p, 1, out, sizeof out, &len) == -EILSEQ,
                   "case %zu", i);
         struct twiml_param q = {bad[i], "v"};
-        CHECK_EQ(twiml_connect_stream("https://h", &q, 1, out, sizeof out, &len), -EILSEQ);
+        CHECK_EQ(twiml_connect_stream("https://h", NULL, &q, 1, out, sizeof out, &len), -EILSEQ);
     }
     struct twiml_param noname = {"", "v"};
-    CHECK_EQ(twiml_connect_stream("https://h", &noname, 1, out, sizeof out, &len), -EINVAL);
+    CHECK_EQ(twiml_connect_stream("https://h", NULL, &noname, 1, out, sizeof out, &len), -EINVAL);
     struct twiml_param fine = {"x", "\x7f \xc2\x80 \xef\xbf\xbd \xf4\x8f\xbf\xbf"};
-    CHECK_EQ(twiml_connect_stream("https://h", &fine, 1, out, sizeof out, &len), 0);
-    CHECK_EQ(twiml_connect_stream("ftp://h", &fine, 1, out, sizeof out, &len), -EINVAL);
+    CHECK_EQ(twiml_connect_stream("https://h", NULL, &fine, 1, out, sizeof out, &len), 0);
+    CHECK_EQ(twiml_connect_stream("ftp://h", NULL, &fine, 1, out, sizeof out, &len), -EINVAL);
 }
 
 TEST(twiml_buffer_bounds)
 {
     struct twiml_param p = {"callId", "CA1"};
     size_t len, full;
-    CHECK_EQ(twiml_connect_stream("https://h", &p, 1, out, sizeof out, &full), 0);
+    CHECK_EQ(twiml_connect_stream("https://h", NULL, &p, 1, out, sizeof out, &full), 0);
     for (size_t cap = 0; cap <= full; cap++) {
         memset(out, 'Z', sizeof out);
-        CHECK_MSG(twiml_connect_stream("https://h", &p, 1, out, cap, &len) == -ENOSPC, "cap %zu",
+        CHECK_MSG(twiml_connect_stream("https://h", NULL, &p, 1, out, cap, &len) == -ENOSPC, "cap %zu",
                   cap);
         CHECK(out[cap] == 'Z'); /* nothing written past cap */
     }
-    CHECK_EQ(twiml_connect_stream("https://h", &p, 1, out, full + 1, &len), 0);
+    CHECK_EQ(twiml_connect_stream("https://h", NULL, &p, 1, out, full + 1, &len), 0);
     CHECK_EQ(len, full);
+}
+
+TEST(twiml_connect_action_and_say_hangup)
+{
+    struct twiml_param p = {"callId", "c1"};
+    char out[1024];
+    size_t len;
+    CHECK_EQ(twiml_connect_stream("https://h", "https://h/webhook/realtime/stream-ended/c1?a=1&b=2",
+                                  &p, 1, out, sizeof out, &len),
+             0);
+    CHECK(strstr(out, "<Connect action=\"https://h/webhook/realtime/stream-ended/c1?a=1&amp;b=2\">"
+                      "<Stream url=\"wss://h/api/voice-calls/media-stream\">") != NULL);
+    CHECK_EQ(twiml_say_hangup("Sorry <all> & \"sundry\"", out, sizeof out, &len), 0);
+    CHECK(strcmp(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>Sorry &lt;all&gt; "
+                      "&amp; &quot;sundry&quot;</Say><Hangup/></Response>") == 0);
+    CHECK_EQ(len, strlen(out));
+    CHECK_EQ(twiml_say_hangup(NULL, out, sizeof out, &len), 0);
+    CHECK(strstr(out, "<Response><Hangup/></Response>") != NULL);
+    CHECK_EQ(twiml_say_hangup("bad \x01", out, sizeof out, &len), -EILSEQ);
+    CHECK_EQ(twiml_say_hangup("x", out, 20, &len), -ENOSPC);
 }
