@@ -4,6 +4,8 @@
  * variables are applied after the file and validated the same way; secrets are never echoed. */
 #include "common/config.h"
 
+#include "common/text.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -243,17 +245,6 @@ static int url_split(const char *s, struct url *u, char *why, size_t n)
     return 0;
 }
 
-static int hex_value(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes s[0..len) into a new string (caller frees); NULL with *rc set on failure. */
 static char *pct_decode(const char *s, size_t len, int *rc)
 {
@@ -268,8 +259,8 @@ static char *pct_decode(const char *s, size_t len, int *rc)
             out[o++] = s[i];
             continue;
         }
-        int hi = i + 2 < len ? hex_value(s[i + 1]) : -1;
-        int lo = hi >= 0 ? hex_value(s[i + 2]) : -1;
+        int hi = i + 2 < len ? text_hex_value(s[i + 1]) : -1;
+        int lo = hi >= 0 ? text_hex_value(s[i + 2]) : -1;
         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
             free(out);
             *rc = -EINVAL;
@@ -332,23 +323,25 @@ static int check_model_name(char *s, char *why, size_t n)
     return 0;
 }
 
-static int check_voice(char *s, char *why, size_t n)
+/* A name of 1-max letters, digits and '_' / '-': voices and OpenAI function names
+ * (^[a-zA-Z0-9_-]{1,64}$). */
+static int check_name(char *s, const char *what, char *why, size_t n)
 {
     char q[80];
     if (s[0] == '\0' || strlen(s) > 64 || !chars_in(s, "_-"))
-        return fail(why, n, "%s is not a voice name (1-64 letters, digits, '_', '-')",
-                    quoted(q, sizeof q, s));
+        return fail(why, n, "%s is not a %s (1-64 letters, digits, '_', '-')",
+                    quoted(q, sizeof q, s), what);
     return 0;
 }
 
-/* OpenAI function names: ^[a-zA-Z0-9_-]{1,64}$. */
+static int check_voice(char *s, char *why, size_t n)
+{
+    return check_name(s, "voice name", why, n);
+}
+
 static int check_tool_name(char *s, char *why, size_t n)
 {
-    char q[80];
-    if (s[0] == '\0' || strlen(s) > 64 || !chars_in(s, "_-"))
-        return fail(why, n, "%s is not a function name (1-64 letters, digits, '_', '-')",
-                    quoted(q, sizeof q, s));
-    return 0;
+    return check_name(s, "function name", why, n);
 }
 
 static int check_nonempty(char *s, char *why, size_t n)

@@ -3,19 +3,10 @@
  * feed the X-Twilio-Signature check, where a lenient guess would sign something Twilio did not. */
 #include "common/form.h"
 
+#include "common/text.h"
+
 #include <errno.h>
 #include <string.h>
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Decodes in[0..len) to out (room checked by the caller: decoded <= len) and NUL-terminates.
  * Returns the decoded length or -EINVAL. */
@@ -31,7 +22,7 @@ static long decode(const char *in, size_t len, char *out)
         } else if (c == '%') {
             if (len - i < 3)
                 return -EINVAL;
-            int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
+            int hi = text_hex_value(in[i + 1]), lo = text_hex_value(in[i + 2]);
             if (hi < 0 || lo < 0 || (hi | lo) == 0)
                 return -EINVAL;
             c = (char)(hi << 4 | lo);

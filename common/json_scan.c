@@ -3,6 +3,8 @@
  * left in place; json_str unescapes on demand into a caller buffer. */
 #include "common/json_scan.h"
 
+#include "common/text.h"
+
 #include <errno.h>
 #include <string.h>
 
@@ -43,48 +45,13 @@ static int hex4(const char *p, unsigned *out)
 {
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
-        else
+        int d = text_hex_value(p[i]);
+        if (d < 0)
             return -EINVAL;
+        v = v << 4 | (unsigned)d;
     }
     *out = v;
     return 0;
-}
-
-/* Length of the valid UTF-8 sequence at p (at most avail bytes), or 0 if invalid: no overlong
- * forms, no surrogates, nothing above U+10FFFF. */
-static size_t utf8_len(const unsigned char *p, size_t avail)
-{
-    unsigned c = p[0];
-    size_t len;
-    unsigned min, cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2, min = 0x80, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3, min = 0x800, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4, min = 0x10000, cp = c & 0x07;
-    else
-        return 0;
-    if (avail < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
 }
 
 /* Validates the string whose opening quote is at sc->pos; leaves pos after the closing quote. */
@@ -134,7 +101,7 @@ static int scan_string(struct scan *sc, int *tok_out)
             continue;
         }
         if (c >= 0x80) {
-            size_t l = utf8_len((const unsigned char *)sc->s + sc->pos, sc->n - sc->pos);
+            size_t l = text_utf8_len((const unsigned char *)sc->s + sc->pos, sc->n - sc->pos, NULL);
             if (l == 0)
                 return -EINVAL;
             sc->pos += l;
@@ -309,7 +276,7 @@ static int unescape(const char *s, const struct json_tok *t, char *out, size_t c
             case 'r': buf[0] = '\r'; break;
             case 't': buf[0] = '\t'; break;
             case 'u': {
-                unsigned u, lo;
+                unsigned u = 0, lo = 0xDC00; /* json_scan validated both escapes */
                 hex4(s + p, &u);
                 p += 4;
                 if (u >= 0xD800 && u <= 0xDBFF) {

@@ -106,6 +106,8 @@ static void *call_thread(void *arg)
     if (rc != 0) {
         log_error("call loop: %s", uv_strerror(rc));
         close(c->fd);
+        free(c->early);
+        call_audio_free(c);
         snprintf(c->end_reason, sizeof c->end_reason, "loop failed");
         call_post(c, CALL_EV_ENDED, NULL, NULL);
         return NULL;

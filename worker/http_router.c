@@ -4,6 +4,8 @@
  * segments wins, so /api/voice-calls/media-stream beats /api/voice-calls/{id}. */
 #include "worker/http_router.h"
 
+#include "common/text.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -84,17 +86,6 @@ static size_t split_path(const char *path, struct path_seg *segs)
     }
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes one segment into out (room bytes incl. NUL). Returns length or -EINVAL. */
 static long decode_segment(const char *s, size_t len, char *out, size_t room)
 {
@@ -102,8 +93,8 @@ static long decode_segment(const char *s, size_t len, char *out, size_t room)
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (c == '%') {
-            int hi = len - i >= 3 ? hex_value(s[i + 1]) : -1;
-            int lo = len - i >= 3 ? hex_value(s[i + 2]) : -1;
+            int hi = len - i >= 3 ? text_hex_value(s[i + 1]) : -1;
+            int lo = len - i >= 3 ? text_hex_value(s[i + 2]) : -1;
             if (hi < 0 || lo < 0 || (hi | lo) == 0)
                 return -EINVAL;
             c = (char)(hi << 4 | lo);

@@ -3,6 +3,8 @@
  * "application error"), and the public-URL-to-wss rewrite. */
 #include "worker/twiml.h"
 
+#include "common/text.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -36,31 +38,11 @@ static void puts_(struct out *o, const char *s)
 /* Length of the valid UTF-8 sequence at s (max n bytes) that XML 1.0 can carry, or 0. */
 static size_t xml_char_len(const unsigned char *s, size_t n)
 {
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return (c >= 0x20 || c == '\t' || c == '\n' || c == '\r') ? 1 : 0;
-    size_t len;
+    if (s[0] < 0x80)
+        return (s[0] >= 0x20 || s[0] == '\t' || s[0] == '\n' || s[0] == '\r') ? 1 : 0;
     uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef)
-        len = 3, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4, cp = c & 0x07;
-    else
-        return 0;
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe ||
-        cp == 0xffff)
-        return 0;
-    return len;
+    size_t len = text_utf8_len(s, n, &cp);
+    return cp == 0xfffe || cp == 0xffff ? 0 : len;
 }
 
 /* Writes s as the inside of a double-quoted attribute. Tab, CR and LF become character
