@@ -347,7 +347,7 @@ TEST(config_env_overrides)
 {
     env_clear();
     setenv("OPENAI_API_KEY", "sk-test-123", 1);
-    setenv("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef", 1);
+    setenv("TWILIO_ACCOUNT_SID", "ACtesttesttesttesttesttesttesttest", 1);
     setenv("TWILIO_AUTH_TOKEN", "tok_abc", 1);
     setenv("TWILIO_PHONE_NUMBER", "+14155550100", 1);
     setenv("JWT_SECRET", "a jwt secret with spaces", 1);
@@ -356,7 +356,7 @@ TEST(config_env_overrides)
     struct config c = LOAD_OK("{\"redis_url\": \"redis://file:1/1\", "
                               "\"public_url\": \"https://file.example.com\"}");
     CHECK(strcmp(c.openai.api_key, "sk-test-123") == 0);
-    CHECK(strcmp(c.twilio.account_sid, "AC0123456789abcdef0123456789abcdef") == 0);
+    CHECK(strcmp(c.twilio.account_sid, "ACtesttesttesttesttesttesttesttest") == 0);
     CHECK(strcmp(c.twilio.auth_token, "tok_abc") == 0);
     CHECK(strcmp(c.twilio.phone_number, "+14155550100") == 0);
     CHECK(strcmp(c.jwt_secret, "a jwt secret with spaces") == 0);
