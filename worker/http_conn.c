@@ -307,7 +307,7 @@ static void conn_dispatch(struct http_conn *c)
     conn_read_stop(c);
     http_response_reset(&c->res);
     c->res.head_only = m->method == HTTP_METHOD_HEAD;
-    c->res.close = !m->keep_alive;
+    c->res.close = !m->keep_alive || c->env->settings.no_keepalive;
     c->keep_alive_10 = m->keep_alive && m->version_minor == 0;
     c->req.msg = m;
     const struct http_route *route;

@@ -5,6 +5,7 @@
 #ifndef VB_WORKER_HTTP_SERVER_H
 #define VB_WORKER_HTTP_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -20,6 +21,7 @@ struct http_server_settings {
     size_t max_response_bytes;   /* response body: a handler going past it gets 500 */
     unsigned request_timeout_ms; /* first byte to last byte of a request: 408 after */
     unsigned idle_timeout_ms;    /* no request on an open connection: closed quietly */
+    bool no_keepalive;           /* close every connection after its response */
     unsigned write_timeout_ms;   /* a response not taken by the client: closed */
     unsigned linger_ms;          /* draining input after our last response before closing */
     unsigned accept_pause_ms;    /* accepting paused this long on EMFILE/ENFILE/ENOMEM */

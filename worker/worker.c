@@ -194,6 +194,7 @@ static int listen_all(struct worker *w)
     s.max_body_bytes = w->cfg->http.max_body_bytes;
     s.request_timeout_ms = w->cfg->http.request_timeout_ms;
     s.idle_timeout_ms = w->cfg->http.keepalive_timeout_ms;
+    s.no_keepalive = w->cfg->http.keepalive_timeout_ms == 0; /* 0 means "no keep-alive" */
     for (size_t i = 0; i < w->cfg->listen_count; i++) {
         const struct config_listen *l = &w->cfg->listen[i];
         struct addrinfo hints = {.ai_family = l->family, .ai_socktype = SOCK_STREAM,

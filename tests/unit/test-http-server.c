@@ -836,3 +836,19 @@ TEST(http_server_concurrent_clients)
     CHECK_EQ(harness.stats.requests, 100);
     CHECK_EQ(harness.stats.accepted, 4);
 }
+
+TEST(http_server_no_keepalive_closes_after_each_response)
+{
+    struct http_server_settings s;
+    test_settings(&s);
+    s.no_keepalive = true;
+    start_with(&s, true);
+    int fd = connect_client();
+    http_harness_reader_init(&reader, fd);
+    CHECK_EQ(http_harness_send_str(fd, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"), 0);
+    expect_response(&reader, 200);
+    CHECK(hdr("Connection") != NULL && strcmp(hdr("Connection"), "close") == 0);
+    CHECK_EQ(http_harness_read_eof(&reader), 0);
+    close(fd);
+    stop_and_check_fds();
+}
