@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/http_client.h"
 #include "common/json_scan.h"
 #include "common/ring.h"
 #include "common/ws.h"
@@ -38,7 +39,7 @@ struct call {
     pthread_t thread;
     uv_loop_t loop;
     uv_timer_t pace_timer;
-    struct thread_queue ctl;     /* commands from the worker's main loop */
+    struct http_client http;     /* the webhook tool's requests */
     int handles_open;            /* loop handles whose close callback is still to come */
 
     /* Twilio leg */

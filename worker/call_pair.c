@@ -93,8 +93,10 @@ void call_finish_if_done(struct call *c)
 {
     if (c->tw_state != TW_CLOSED || (c->oa_state != OA_CLOSED && c->oa_state != OA_IDLE))
         return;
-    if (!uv_is_closing((uv_handle_t *)&c->pace_timer))
+    if (!uv_is_closing((uv_handle_t *)&c->pace_timer)) {
         uv_close((uv_handle_t *)&c->pace_timer, on_handle_closed);
+        http_client_close(&c->http, NULL); /* a webhook still running is cancelled */
+    }
 }
 
 static void *call_thread(void *arg)
@@ -114,6 +116,7 @@ static void *call_thread(void *arg)
     }
     uv_timer_init(&c->loop, &c->pace_timer);
     c->pace_timer.data = c;
+    http_client_init(&c->http, &c->loop, c->host->webhook_tls);
     c->handles_open = 1;
     c->tw_state = TW_CLOSED; /* until the leg starts */
     c->oa_state = OA_IDLE;

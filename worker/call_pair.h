@@ -68,6 +68,7 @@ struct call_event {
 struct call_pair_host {
     const struct config *cfg;
     const struct tls_config *openai_tls; /* client config for wss://, NULL for ws:// only */
+    const struct tls_config *webhook_tls; /* system CAs, for an https:// webhook tool */
     struct thread_queue *events;         /* the main loop's queue for call_event nodes */
 };
 

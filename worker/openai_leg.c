@@ -2,6 +2,7 @@
  * media stream opens, sends session.update once Twilio's start has told us who is calling, then
  * turns server events into audio, transcripts, barge-ins and tool calls. One response at a time:
  * a response.create asked for while one is active waits for response.done. */
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +136,95 @@ static void oa_on_open(struct ws *ws)
         openai_leg_configure(c);
 }
 
+/* One webhook tool call in flight: owned by the request, freed in its callback. */
+struct tool_call {
+    struct call *c;
+    char call_id[OPENAI_ID_MAX];
+    uint64_t started_us;
+};
+
+static void on_webhook_done(void *arg, const struct http_client_response *res)
+{
+    struct tool_call *t = arg;
+    struct call *c = t->c;
+    const struct config_webhook *wh = &c->host->cfg->tools.webhook;
+    char buf[512];
+    const char *result = buf;
+    uint64_t ms = (call_now_us() - t->started_us) / 1000;
+    if (res->error == -ECANCELED || c->oa_state != OA_CONFIGURED) {
+        free(t);
+        return; /* the call is ending: nobody to tell */
+    }
+    /* Errors become results the model can speak about; the call goes on. */
+    if (res->error == -ETIMEDOUT)
+        snprintf(buf, sizeof buf, "{\"error\":\"%s timed out after %u ms\"}", wh->name,
+                 wh->timeout_ms);
+    else if (res->error != 0)
+        snprintf(buf, sizeof buf, "{\"error\":\"%s is unreachable\"}", wh->name);
+    else if (res->status < 200 || res->status > 299)
+        snprintf(buf, sizeof buf, "{\"error\":\"%s answered HTTP %d\"}", wh->name, res->status);
+    else
+        result = NULL;
+    char *body = NULL;
+    if (result == NULL) {
+        body = malloc(res->body_len + 3);
+        if (body == NULL) {
+            snprintf(buf, sizeof buf, "{\"error\":\"out of memory\"}");
+            result = buf;
+        } else {
+            memcpy(body, res->body_len ? res->body : "{}", res->body_len ? res->body_len : 2);
+            body[res->body_len ? res->body_len : 2] = '\0';
+            result = body;
+        }
+    }
+    if (res->error != 0)
+        log_warn("tool %s failed after %llu ms: %s", wh->name, (unsigned long long)ms,
+                 res->reason);
+    else
+        log_info("tool %s answered %d in %llu ms", wh->name, res->status,
+                 (unsigned long long)ms);
+    char *msg = openai_msg_function_output(t->call_id, result);
+    if (msg == NULL) /* the body was not text jansson accepts (not UTF-8) */
+        msg = openai_msg_function_output(t->call_id, "{\"error\":\"the answer was not text\"}");
+    openai_leg_send_owned(c, msg);
+    openai_leg_request_response(c);
+    free(body);
+    free(t);
+}
+
+/* POSTs the model's arguments to the configured webhook, on this call's loop: the call keeps
+ * streaming while it runs. */
+static int call_webhook(struct call *c, const struct openai_event *ev)
+{
+    const struct config_webhook *wh = &c->host->cfg->tools.webhook;
+    struct tool_call *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return -ENOMEM;
+    t->c = c;
+    snprintf(t->call_id, sizeof t->call_id, "%s", ev->call_id);
+    t->started_us = call_now_us();
+    const char *args = ev->text && ev->text[0] ? ev->text : "{}";
+    struct http_client_header hdrs[] = {
+        {"Content-Type", "application/json"},
+        {"Accept", "application/json"},
+        {"X-Voicebridge-Call", c->start.call_sid},
+    };
+    struct http_client_request req = {
+        .method = "POST",
+        .url = wh->url,
+        .headers = hdrs,
+        .n_headers = sizeof hdrs / sizeof hdrs[0],
+        .body = args,
+        .body_len = strlen(args),
+        .timeout_ms = wh->timeout_ms,
+        .max_response_bytes = 64 * 1024,
+    };
+    int rc = http_client_request(&c->http, &req, on_webhook_done, t);
+    if (rc != 0)
+        free(t);
+    return rc;
+}
+
 static void run_tool(struct call *c, const struct openai_event *ev)
 {
     const struct config *cfg = c->host->cfg;
@@ -148,8 +238,13 @@ static void run_tool(struct call *c, const struct openai_event *ev)
         return;
     }
     const char *result = "{\"error\":\"unknown tool\"}";
-    if (cfg->tools.webhook.url && strcmp(ev->name, cfg->tools.webhook.name) == 0)
-        result = "{\"error\":\"the lookup service is not available\"}";
+    if (cfg->tools.webhook.url && strcmp(ev->name, cfg->tools.webhook.name) == 0) {
+        int rc = call_webhook(c, ev);
+        if (rc == 0)
+            return; /* answered from on_webhook_done */
+        log_warn("tool %s not started: %s", ev->name, strerror(-rc));
+        result = "{\"error\":\"the tool could not be started\"}";
+    }
     openai_leg_send_owned(c, openai_msg_function_output(ev->call_id, result));
     openai_leg_request_response(c);
 }

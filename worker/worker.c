@@ -32,6 +32,7 @@ struct worker {
     struct thread_queue events;
     struct call_pair_host host;
     struct tls_config *openai_tls;
+    struct tls_config *webhook_tls;
     uv_signal_t sigint, sigterm;
     uv_timer_t drain_timer;
     uint64_t next_serial;
@@ -234,6 +235,12 @@ int worker_run(const struct config *cfg)
         log_error("TLS for %s: %s", cfg->openai.url, strerror(-rc));
         return rc;
     }
+    if (cfg->tools.webhook.url && strncmp(cfg->tools.webhook.url, "https://", 8) == 0 &&
+        (rc = tls_config_client_new(&w.webhook_tls, NULL)) != 0) {
+        log_error("TLS for the webhook tool: %s", strerror(-rc));
+        tls_config_free(w.openai_tls);
+        return rc;
+    }
     if (!cfg->openai.api_key)
         log_warn("OPENAI_API_KEY is not set: only a local Realtime server will accept calls");
     http_router_init(&w.router);
@@ -251,7 +258,8 @@ int worker_run(const struct config *cfg)
     }
     if ((rc = thread_queue_init(&w.events, w.loop, WORKER_EVENT_QUEUE, on_events)) != 0)
         goto fail;
-    w.host = (struct call_pair_host){.cfg = cfg, .openai_tls = w.openai_tls, .events = &w.events};
+    w.host = (struct call_pair_host){
+        .cfg = cfg, .openai_tls = w.openai_tls, .webhook_tls = w.webhook_tls, .events = &w.events};
     uv_signal_init(w.loop, &w.sigint);
     uv_signal_init(w.loop, &w.sigterm);
     uv_timer_init(w.loop, &w.drain_timer);
@@ -272,5 +280,6 @@ int worker_run(const struct config *cfg)
 fail:
     uv_loop_close(w.loop);
     tls_config_free(w.openai_tls);
+    tls_config_free(w.webhook_tls);
     return rc;
 }
