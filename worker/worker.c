@@ -37,6 +37,7 @@ struct worker {
     uv_timer_t drain_timer;
     uint64_t next_serial;
     unsigned live_calls;
+    uint64_t refused;           /* media streams turned away (full or draining) */
     int draining;
     char failed[WORKER_FAILED_CALLS][64]; /* call ids, newest at failed_next - 1 */
     unsigned failed_next;
@@ -67,7 +68,11 @@ static void on_media_stream(int fd, const struct http_msg *req, const char *left
         ssize_t rc = write(fd, busy, sizeof busy - 1);
         (void)rc; /* best effort: the socket is new and empty, and we close it either way */
         close(fd);
-        log_warn("media stream refused: %s", w->draining ? "draining" : "at max_calls_per_worker");
+        /* Logged on the 1st, 2nd, 4th, 8th... refusal: an overload does not flood the log. */
+        uint64_t n = ++w->refused;
+        if ((n & (n - 1)) == 0)
+            log_warn("media stream refused (%llu so far): %s", (unsigned long long)w->refused,
+                     w->draining ? "draining" : "at max_calls_per_worker");
         return;
     }
     uint64_t serial = ++w->next_serial;
