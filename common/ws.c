@@ -46,6 +46,7 @@ enum {
 static void ws_transport_close(struct ws *ws, int graceful);
 static void ws_feed(struct ws *ws, const uint8_t *data, size_t len);
 static void ws_on_timer(uv_timer_t *t);
+static void ws_queue_close(struct ws *ws);
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -588,18 +589,30 @@ void ws_io_input(struct ws *ws, const uint8_t *data, size_t len)
         ws_feed(ws, data, len);
 }
 
-void ws_io_flush(struct ws *ws)
+static int ws_send_now(struct ws *ws)
 {
-    if (ws->ctx == NULL || ws->state >= WS_CLOSED)
-        return;
     if (wslay_event_want_write(ws->ctx)) {
         ws->send_blocked = 0;
         if (wslay_event_send(ws->ctx) < 0) {
             ws->err = -EPIPE;
             ws_set_fail(ws, "sending failed");
             ws_transport_close(ws, 0);
-            return;
+            return -EPIPE;
         }
+    }
+    return 0;
+}
+
+void ws_io_flush(struct ws *ws)
+{
+    if (ws->ctx == NULL || ws->state >= WS_CLOSED)
+        return;
+    if (ws_send_now(ws) != 0)
+        return;
+    if (ws->close_deferred && wslay_event_get_queued_msg_count(ws->ctx) == 0) {
+        ws_queue_close(ws); /* the messages before it are out: now the close frame */
+        if (ws->state >= WS_CLOSED || ws_send_now(ws) != 0)
+            return;
     }
     ws_progress(ws);
 }
@@ -1068,6 +1081,18 @@ int ws_send_binary(struct ws *ws, const void *msg, size_t len)
     return ws_send(ws, WSLAY_BINARY_FRAME, msg, len);
 }
 
+/* Queues our close frame (ws_close_start saved its code and reason), unless a close already
+ * went out (wslay's own, or one written by hand after a receive error). */
+static void ws_queue_close(struct ws *ws)
+{
+    ws->close_deferred = 0;
+    if (ws->manual_close || wslay_event_get_close_sent(ws->ctx))
+        return;
+    if (wslay_event_queue_close(ws->ctx, ws->local_code, (const uint8_t *)ws->local_reason,
+                                ws->local_reason_len) != 0)
+        ws_transport_close(ws, 0); /* wslay stopped writing (a failed send): nothing more to say */
+}
+
 static int ws_close_start(struct ws *ws, int code, const char *reason)
 {
     if (ws->state >= WS_CLOSED)
@@ -1088,14 +1113,15 @@ static int ws_close_start(struct ws *ws, int code, const char *reason)
         ws_transport_close(ws, 0);
         return 0;
     }
-    int rc = wslay_event_queue_close(ws->ctx, (uint16_t)code, (const uint8_t *)reason, rl);
-    if (rc != 0) {
-        /* wslay stopped writing (a failed send): nothing more can be said */
-        ws_transport_close(ws, 0);
-        return 0;
-    }
     ws_start_closing(ws);
-    ws->io->flush_request(ws);
+    /* wslay sends control frames ahead of queued messages and nothing after its close frame:
+     * behind queued messages the close waits for them (ws_io_flush queues it), or they are lost */
+    if (wslay_event_get_queued_msg_count(ws->ctx) > 0)
+        ws->close_deferred = 1;
+    else
+        ws_queue_close(ws);
+    if (ws->state < WS_CLOSED)
+        ws->io->flush_request(ws);
     return 0;
 }
 

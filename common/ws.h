@@ -135,7 +135,7 @@ struct ws {
     char fail_reason[200];
     char accept[29];
     unsigned server : 1, close_received : 1, local_close : 1, manual_close : 1, send_blocked : 1,
-        in_recv : 1;
+        in_recv : 1, close_deferred : 1;
 };
 
 /* Server: takes the fd (connected TCP, already read up to the end of the upgrade request) and
@@ -162,8 +162,8 @@ int ws_send_text(struct ws *ws, const char *msg, size_t len);
 int ws_send_binary(struct ws *ws, const void *msg, size_t len);
 
 /* Starts the close handshake with code (1000-1003, 1007-1011, 3000-4999) and reason (at most
- * 123 bytes, may be NULL); the transport closes when the peer answers or after
- * close_timeout_ms. Before the client is open it just closes. Returns 0, -EINVAL, -EALREADY
+ * 123 bytes, may be NULL); messages queued before it go out first, then the close frame; the
+ * transport closes when the peer answers or after close_timeout_ms. Before the client is open it just closes. Returns 0, -EINVAL, -EALREADY
  * (a close is already under way) or -EPIPE (closed). */
 int ws_close(struct ws *ws, int code, const char *reason);
 

@@ -366,6 +366,40 @@ TEST(ws_mem_local_close_then_deadline)
     CHECK(strcmp(last_reason, "enough") == 0);
 }
 
+/* wslay puts control frames ahead of queued messages and sends nothing after its close frame:
+ * a close asked for behind queued messages must wait for them, or they are lost (a call's last
+ * audio appends, found by tests/integration/test-bridge). */
+TEST(ws_mem_close_after_sends_keeps_their_order)
+{
+    struct mem *m = mem_start(1, &mem_cb, NULL);
+    CHECK_EQ(ws_send_text(&m->ws, "one", 3), 0);
+    CHECK_EQ(ws_send_text(&m->ws, "two", 3), 0);
+    CHECK_EQ(ws_close(&m->ws, 1000, "bye"), 0);
+    CHECK_EQ(ws_send_text(&m->ws, "three", 5), -EPIPE); /* nothing after the close */
+    mem_pump(m);
+    CHECK_EQ(m->out_len, 5 + 5 + 4 + 3);
+    CHECK(memcmp(m->out, "\x81\x03one\x81\x03two", 10) == 0);
+    check_close_frame(m, 10, 1000, "bye");
+
+    /* the same when the transport takes the messages only bit by bit */
+    struct mem *m2 = mem_start(1, &mem_cb, NULL);
+    m2->refuse_over = 6;
+    CHECK_EQ(ws_send_text(&m2->ws, "one", 3), 0);
+    CHECK_EQ(ws_send_text(&m2->ws, "two", 3), 0);
+    CHECK_EQ(ws_close(&m2->ws, 4000, "later"), 0);
+    mem_pump(m2);
+    CHECK_EQ(m2->out_len, 5); /* "one" fitted, "two" waits, and the close behind it */
+    m2->refuse_over = 0;
+    m2->flush_req = 1;
+    mem_pump(m2);
+    CHECK(memcmp(m2->out, "\x81\x03one\x81\x03two", 10) == 0);
+    check_close_frame(m2, 10, 4000, "later");
+    ws_abort(&m->ws);
+    ws_abort(&m2->ws);
+    mem_finish(m);
+    mem_finish(m2);
+}
+
 TEST(ws_mem_close_arguments)
 {
     struct mem *m = mem_start(1, &mem_cb, NULL);

@@ -1,0 +1,514 @@
+"""Helpers for tests/integration/test-bridge: real processes (the fake OpenAI Realtime server and
+voicebridge) on free loopback ports, started and waited for asynchronously and always reaped;
+parsers for voicebridge's log and the fake's JSONL log; a raw Twilio Media Streams client for
+malformed-message cases; audio measurements on the simulator's recordings; and the check list
+that prints "ok"/"FAIL" lines and the closing counts.
+"""
+
+import asyncio
+import json
+import math
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+import wave
+
+import numpy
+import websockets
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+FAKES = os.path.join(ROOT, "tests", "fakes")
+PYTHON = "/usr/bin/python3"
+FAKE_OPENAI = os.path.join(FAKES, "fake_openai.py")
+
+sys.path.insert(0, FAKES)
+import twilio_sim as ts  # noqa: E402
+
+# Environment variables that would change voicebridge's configuration behind the test's back.
+VB_ENV_DROP = ("OPENAI_API_KEY", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_PHONE_NUMBER",
+               "JWT_SECRET", "REDIS_URL", "PUBLIC_BASE_URL")
+SANITIZER_RE = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer|ThreadSanitizer)|"
+                          r"runtime error:|SUMMARY: \w+Sanitizer")
+
+
+def free_port():
+    """A loopback port nobody listens on now (the kernel's pick, released for the caller)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def wait_until(pred, timeout, step=0.05):
+    """Polls pred() until it is truthy (returns its value) or timeout seconds pass (None)."""
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= end:
+            return None
+        await asyncio.sleep(step)
+
+
+# ------------------------------------------------------------------------------------------------
+# Processes: every one started goes into the registry and is killed and reaped at the end, whatever
+# happened.
+
+class Procs:
+    def __init__(self):
+        self.live = []
+
+    def spawn(self, argv, out_path, env=None):
+        out = open(out_path, "ab")
+        try:
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                 env=env, cwd=ROOT)
+        finally:
+            out.close()
+        self.live.append(p)
+        return p
+
+    def reap_all(self):
+        """SIGTERM, a grace period, then SIGKILL; every child is waited for."""
+        for p in self.live:
+            if p.poll() is None:
+                try:
+                    p.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        end = time.monotonic() + 5
+        for p in self.live:
+            try:
+                p.wait(timeout=max(0.1, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.live = []
+
+
+async def stop_process(p, sig=signal.SIGTERM, timeout=20.0):
+    """Signals p and waits (without blocking the loop) for it to exit; returns its status or None
+    if it did not exit in time (it is then killed, and still reaped)."""
+    if p.poll() is None:
+        p.send_signal(sig)
+    rc = await wait_until(lambda: p.poll() is not None, timeout)
+    if rc is None:
+        p.kill()
+        await wait_until(lambda: p.poll() is not None, 5)
+        return None
+    return p.returncode
+
+
+# ------------------------------------------------------------------------------------------------
+# The fake OpenAI Realtime server.
+
+class Fake:
+    """One fake_openai.py process with its own script, log and stats file."""
+
+    def __init__(self, procs, tmp, name, script, args=(), cache=None, log=True):
+        self.procs, self.name, self.args, self.keep_log = procs, name, list(args), log
+        self.script_path = os.path.join(tmp, f"{name}-script.json")
+        with open(self.script_path, "w", encoding="utf-8") as f:
+            json.dump(script, f)
+        self.log_path = os.path.join(tmp, f"{name}.jsonl")
+        self.stats_path = os.path.join(tmp, f"{name}-stats.json")
+        self.out_path = os.path.join(tmp, f"{name}.out")
+        self.cache = cache or os.path.join(tmp, "cache")
+        self.proc = None
+        self.port = None
+        self.stats = None
+        self._events = []
+        self._log_pos = 0
+
+    async def start(self, port=0, timeout=30.0):
+        open(self.out_path, "w").close()
+        argv = [PYTHON, FAKE_OPENAI, "--port", str(port), "--script", self.script_path,
+                "--stats", self.stats_path, "--cache", self.cache] + self.args
+        if self.keep_log:
+            argv += ["--log", self.log_path]
+        self.proc = self.procs.spawn(argv, self.out_path)
+
+        def ready():
+            if self.proc.poll() is not None:
+                return "exited"
+            with open(self.out_path, encoding="utf-8", errors="replace") as f:
+                m = re.search(r"^READY port=(\d+)", f.read(), re.M)
+            return m and m.group(1)
+        got = await wait_until(ready, timeout)
+        if not got or got == "exited":
+            raise RuntimeError(f"fake {self.name} did not get ready: {self.output()[-2000:]}")
+        self.port = int(got)
+
+    def output(self):
+        with open(self.out_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    @property
+    def url(self):
+        return f"ws://127.0.0.1:{self.port}/v1/realtime"
+
+    async def stop(self):
+        """SIGTERM; the fake writes its stats and exits 0. Returns the exit status."""
+        rc = await stop_process(self.proc, timeout=15)
+        try:
+            with open(self.stats_path, encoding="utf-8") as f:
+                self.stats = json.load(f)
+        except (OSError, ValueError):
+            self.stats = None
+        return rc
+
+    def events(self):
+        """Every log record so far (read incrementally: the log grows during the run)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_pos)
+                data = f.read()
+        except FileNotFoundError:
+            return self._events
+        end = data.rfind(b"\n") + 1          # a line being written right now waits for later
+        self._log_pos += end
+        for line in data[:end].splitlines():
+            try:
+                self._events.append(json.loads(line))
+            except ValueError:
+                pass
+        return self._events
+
+    def conn_of(self, call_id, events=None):
+        """The fake's connection number for the call whose session.update carried our
+        instructions "Test call <call_id>." (voicebridge fills {{callId}} from the stream)."""
+        want = f"Test call {call_id}."
+        for e in events if events is not None else self.events():
+            if e.get("type") == "session.update" and e.get("dir") == "in":
+                if (e.get("session") or {}).get("instructions") == want:
+                    return e["conn"]
+        return None
+
+    def conn_events(self, conn, events=None):
+        return [e for e in (events if events is not None else self.events()) if e.get("conn") == conn]
+
+
+# ------------------------------------------------------------------------------------------------
+# voicebridge.
+
+RE_STARTED = re.compile(r"call (\d+) started: (\S+) (CA\w+) \(stream (MZ\w+)\)")
+RE_ENDED = re.compile(r"call (\d+) ended \(([^)]*)\): (\d+) frames in, (\d+) up, (\d+) out; "
+                      r"barge-ins (\d+) \(worst (\d+) us\); dropped (\d+)/(\d+) bytes")
+RE_TRANSCRIPT = re.compile(r"transcript (CA\w+) \+(\d+) ms (\w+): (.*)$")
+
+
+class Bridge:
+    """One voicebridge process (VB_BIN) with its own configuration and log."""
+
+    def __init__(self, procs, tmp, name, openai_url, extra=None, binary=None):
+        self.procs, self.name = procs, name
+        self.binary = binary or os.environ.get("VB_BIN", "build/voicebridge")
+        self.port = free_port()
+        self.cfg_path = os.path.join(tmp, f"{name}.json")
+        self.log_path = os.path.join(tmp, f"{name}.log")
+        cfg = {
+            "listen": [f"127.0.0.1:{self.port}"],
+            "public_url": f"http://127.0.0.1:{self.port}",
+            "pid_file": os.path.join(tmp, f"{name}.pid"),
+            "drain_timeout_s": 10,
+            "openai": {"url": openai_url, "transcription_model": "gpt-4o-mini-transcribe",
+                       "instructions": "Test call {{callId}}."},
+        }
+        for k, v in (extra or {}).items():
+            if isinstance(v, dict):
+                cfg.setdefault(k, {}).update(v)
+            else:
+                cfg[k] = v
+        with open(self.cfg_path, "w", encoding="utf-8") as f:
+            json.dump(cfg, f)
+        self.proc = None
+        self.exit_status = "not stopped"
+
+    @property
+    def stream_url(self):
+        return f"ws://127.0.0.1:{self.port}/api/voice-calls/media-stream"
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    async def start(self, timeout=20.0):
+        env = {k: v for k, v in os.environ.items() if k not in VB_ENV_DROP}
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        open(self.log_path, "w").close()
+        self.proc = self.procs.spawn([self.binary, "-c", self.cfg_path], self.log_path, env=env)
+
+        async def healthy():
+            if self.proc.poll() is not None:
+                return "exited"
+            try:
+                status, _ = await http_get(self.port, "/healthz")
+                return status == 200
+            except OSError:
+                return False
+        end = time.monotonic() + timeout
+        while True:
+            h = await healthy()
+            if h == "exited":
+                raise RuntimeError(f"voicebridge {self.name} exited: {self.log()[-2000:]}")
+            if h:
+                return
+            if time.monotonic() > end:
+                raise RuntimeError(f"voicebridge {self.name} did not answer /healthz")
+            await asyncio.sleep(0.05)
+
+    def log(self):
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def lines(self):
+        return self.log().splitlines()
+
+    def started(self):
+        """{serial: (direction, call_sid)} for every call whose stream started."""
+        return {int(m.group(1)): (m.group(2), m.group(3))
+                for m in (RE_STARTED.search(l) for l in self.lines()) if m}
+
+    def ended(self):
+        """{serial: dict} for every call that ended (the worker's per-call end line)."""
+        out = {}
+        for line in self.lines():
+            m = RE_ENDED.search(line)
+            if m:
+                g = m.groups()
+                out[int(g[0])] = {"reason": g[1], "frames_in": int(g[2]), "frames_up": int(g[3]),
+                                  "frames_out": int(g[4]), "barge_ins": int(g[5]),
+                                  "worst_us": int(g[6]), "up_dropped": int(g[7]),
+                                  "down_dropped": int(g[8])}
+        return out
+
+    def serial_of(self, call_sid):
+        for serial, (_, sid) in self.started().items():
+            if sid == call_sid:
+                return serial
+        return None
+
+    def end_of(self, call_sid):
+        s = self.serial_of(call_sid)
+        return None if s is None else self.ended().get(s)
+
+    async def wait_end(self, call_sid, timeout=10.0):
+        return await wait_until(lambda: self.end_of(call_sid), timeout)
+
+    def transcripts(self, call_sid):
+        return [(m.group(3), m.group(4), int(m.group(2)))
+                for m in (RE_TRANSCRIPT.search(l) for l in self.lines())
+                if m and m.group(1) == call_sid]
+
+    def call_lines(self, call_sid):
+        """Lines logged from the call's own thread (context call=<CallSid>)."""
+        return [l for l in self.lines() if f"call={call_sid} " in l]
+
+    def fds(self):
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def threads(self):
+        return len(os.listdir(f"/proc/{self.pid}/task"))
+
+    async def stop(self):
+        """SIGTERM: voicebridge drains and exits. Returns the exit status (None: had to kill)."""
+        if self.proc is None:
+            return None
+        self.exit_status = await stop_process(self.proc, timeout=25)
+        return self.exit_status
+
+    def sanitizer_report(self):
+        """The first lines of a sanitizer report in the log (stderr), or ""."""
+        lines = self.lines()
+        for i, line in enumerate(lines):
+            if SANITIZER_RE.search(line):
+                return "\n".join(lines[i:i + 12])
+        return ""
+
+
+async def http_get(port, path, timeout=5.0):
+    """One HTTP/1.1 GET with Connection: close; returns (status, body)."""
+    r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+    try:
+        w.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+        data = await asyncio.wait_for(r.read(), timeout)
+    finally:
+        w.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    m = re.match(rb"HTTP/1\.1 (\d{3})", head)
+    return (int(m.group(1)) if m else None), body
+
+
+async def raw_http(port, request, timeout=5.0):
+    """Sends raw request bytes; returns the response's status code (None if none came)."""
+    r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+    try:
+        w.write(request)
+        try:
+            data = await asyncio.wait_for(r.read(65536), timeout)
+        except asyncio.TimeoutError:
+            data = b""
+    finally:
+        w.close()
+    m = re.match(rb"HTTP/1\.1 (\d{3})", data)
+    return int(m.group(1)) if m else None
+
+
+# ------------------------------------------------------------------------------------------------
+# A raw Twilio Media Streams client: exactly the messages a test gives, no simulator logic.
+
+class RawStream:
+    def __init__(self, url):
+        self.url = url
+        self.call_sid = ts.new_sid("CA")
+        self.stream_sid = ts.new_sid("MZ")
+        self.account_sid = ts.new_sid("AC")
+        self.seq = 0
+        self.ws = None
+
+    async def __aenter__(self):
+        self.ws = await websockets.connect(self.url, compression=None, ping_interval=None,
+                                           close_timeout=2, max_size=1 << 22, open_timeout=10)
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.ws.close()
+
+    def _next(self):
+        self.seq += 1
+        return str(self.seq)
+
+    def connected(self):
+        return json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+
+    def start(self, params=None):
+        return json.dumps({
+            "event": "start", "sequenceNumber": self._next(), "streamSid": self.stream_sid,
+            "start": {"streamSid": self.stream_sid, "accountSid": self.account_sid,
+                      "callSid": self.call_sid, "tracks": ["inbound"],
+                      "customParameters": params or {},
+                      "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000,
+                                      "channels": 1}}})
+
+    def media(self, k, payload_b64):
+        return json.dumps({"event": "media", "sequenceNumber": self._next(),
+                           "streamSid": self.stream_sid,
+                           "media": {"track": "inbound", "chunk": str(k + 1),
+                                     "timestamp": str(k * 20), "payload": payload_b64}})
+
+    def stop(self):
+        return json.dumps({"event": "stop", "sequenceNumber": self._next(),
+                           "streamSid": self.stream_sid,
+                           "stop": {"accountSid": self.account_sid, "callSid": self.call_sid}})
+
+    async def send_all(self, msgs):
+        """Sends each message; stops quietly if the server has closed the connection."""
+        for m in msgs:
+            try:
+                await self.ws.send(m)
+            except websockets.exceptions.ConnectionClosed:
+                return False
+        return True
+
+    async def closed_with(self, timeout=5.0):
+        """Waits for the server to close; returns (code, reason), or (None, None) if still open."""
+        try:
+            await asyncio.wait_for(self.ws.wait_closed(), timeout)
+        except asyncio.TimeoutError:
+            return None, None
+        return self.ws.close_code, self.ws.close_reason
+
+
+# ------------------------------------------------------------------------------------------------
+# Audio measurements on the simulator's stereo recording (left: caller; right: what was heard).
+
+def read_stereo(path):
+    with wave.open(path, "rb") as w:
+        if w.getnchannels() != 2 or w.getsampwidth() != 2 or w.getframerate() != 8000:
+            raise ValueError(f"{path}: not 8 kHz 16-bit stereo")
+        a = numpy.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, 2)
+    return a[:, 0].astype(numpy.float64), a[:, 1].astype(numpy.float64)
+
+
+def dbfs(x):
+    if len(x) == 0:
+        return -200.0
+    rms = math.sqrt(float(numpy.mean(x * x)))
+    return 20 * math.log10(rms / 32768.0) if rms > 0 else -200.0
+
+
+def voiced_ms(x, threshold_dbfs=-40.0):
+    """Milliseconds of 20 ms windows whose level is above the threshold."""
+    win = 160
+    n = len(x) // win
+    if n == 0:
+        return 0
+    w = x[:n * win].reshape(n, win)
+    rms = numpy.sqrt(numpy.mean(w * w, axis=1))
+    return int(numpy.sum(rms > 32768.0 * 10 ** (threshold_dbfs / 20))) * 20
+
+
+def ulaw_file_linear(path):
+    with open(path, "rb") as f:
+        return numpy.frombuffer(ts.ulaw_to_pcm16le(f.read()), dtype="<i2").astype(numpy.float64)
+
+
+def best_match(heard, ref, start, search=800):
+    """Normalised cross-correlation of ref against heard[start-search : start+len+search]:
+    returns (score 0..1, offset in samples of the best alignment from heard's start)."""
+    lo = max(0, start - search)
+    seg = heard[lo:start + len(ref) + search]
+    if len(seg) < len(ref) or not numpy.any(ref):
+        return 0.0, None
+    c = numpy.correlate(seg, ref, "valid")
+    k = int(numpy.argmax(c))
+    x = seg[k:k + len(ref)]
+    den = math.sqrt(float(numpy.sum(x * x)) * float(numpy.sum(ref * ref)))
+    return (float(c[k]) / den if den else 0.0), lo + k
+
+
+# ------------------------------------------------------------------------------------------------
+# Checks.
+
+class Checks:
+    """One scenario's results: checks ("ok"/"FAIL") and measured figures ("--")."""
+
+    def __init__(self, title):
+        self.title = title
+        self.items = []
+
+    def check(self, name, cond, detail=""):
+        self.items.append((bool(cond), name, "" if cond else detail))
+        return bool(cond)
+
+    def info(self, name, value):
+        self.items.append((None, name, value))
+
+    def crashed(self, exc):
+        tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+        self.items.append((False, "scenario ran to completion", "".join(tb[-3:]).strip()))
+
+    def print(self):
+        print(f"== {self.title}")
+        for ok, name, detail in self.items:
+            if ok is None:
+                print(f"  --   {name}: {detail}")
+            elif ok:
+                print(f"  ok   {name}")
+            else:
+                print(f"  FAIL {name}" + (f": {detail}" if detail != "" else ""))
+        sys.stdout.flush()
+
+    @property
+    def passed(self):
+        return sum(1 for ok, _, _ in self.items if ok is True)
+
+    @property
+    def failed(self):
+        return sum(1 for ok, _, _ in self.items if ok is False)
