@@ -198,7 +198,9 @@ class Fake:
 
 RE_STARTED = re.compile(r"call (\d+) started: (\S+) (CA\w+) \(stream (MZ\w+)\)")
 RE_ENDED = re.compile(r"call (\d+) ended \(([^)]*)\): (\d+) frames in, (\d+) up, (\d+) out; "
-                      r"barge-ins (\d+) \(worst (\d+) us\); dropped (\d+)/(\d+) bytes")
+                      r"added latency up avg (\d+) max (\d+) us, down avg (\d+) max (\d+) us; "
+                      r"barge-ins (\d+) \(worst (\d+) us\), truncates (\d+); "
+                      r"dropped (\d+)/(\d+) bytes")
 RE_TRANSCRIPT = re.compile(r"transcript (CA\w+) \+(\d+) ms (\w+): (.*)$")
 
 
@@ -283,9 +285,11 @@ class Bridge:
             if m:
                 g = m.groups()
                 out[int(g[0])] = {"reason": g[1], "frames_in": int(g[2]), "frames_up": int(g[3]),
-                                  "frames_out": int(g[4]), "barge_ins": int(g[5]),
-                                  "worst_us": int(g[6]), "up_dropped": int(g[7]),
-                                  "down_dropped": int(g[8])}
+                                  "frames_out": int(g[4]), "up_avg_us": int(g[5]),
+                                  "up_max_us": int(g[6]), "down_avg_us": int(g[7]),
+                                  "down_max_us": int(g[8]), "barge_ins": int(g[9]),
+                                  "worst_us": int(g[10]), "truncates": int(g[11]),
+                                  "up_dropped": int(g[12]), "down_dropped": int(g[13])}
         return out
 
     def serial_of(self, call_sid):
