@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/tls.h"
 #include "common/ws.h"
+#include "dsp/resample.h"
 #include "worker/call_pair.h"
 #include "worker/http_endpoints.h"
 #include "worker/http_server.h"
@@ -277,9 +278,11 @@ int worker_run(const struct config *cfg)
         uv_run(w.loop, UV_RUN_DEFAULT);
         goto fail;
     }
-    log_info("voicebridge serving: OpenAI at %s (%s), audio %s", cfg->openai.url,
-             cfg->openai.model, cfg->openai.audio_format == CONFIG_AUDIO_G711_ULAW
-                                    ? "g711_ulaw passthrough" : "pcm16 24 kHz");
+    log_info("voicebridge serving: OpenAI at %s (%s), audio %s, dsp kernel %s", cfg->openai.url,
+             cfg->openai.model,
+             cfg->openai.audio_format == CONFIG_AUDIO_G711_ULAW ? "g711_ulaw passthrough"
+                                                                : "pcm16 24 kHz",
+             resample_kernel_name());
     uv_run(w.loop, UV_RUN_DEFAULT);
     rc = 0;
 fail:
