@@ -202,10 +202,19 @@ static int on_headers_complete(llhttp_t *ll)
         return fail(p, -ENOTSUP);
     m->version_major = ll->http_major;
     m->version_minor = ll->http_minor;
-    if (m->kind == HTTP_MSG_REQUEST)
+    if (m->kind == HTTP_MSG_REQUEST) {
         m->method = method_from_llhttp(ll->method);
-    else
+    } else {
         m->status = ll->status_code;
+        /* RFC 9112 6.3: these responses end at their blank line whatever they announce (a 304
+         * carries the Content-Length of the representation it stands for). llhttp only knows
+         * when told, through the flag its own on_headers_complete return value would set; it
+         * reads it when we resume. Set before keep_alive, which depends on it. */
+        if (p->head_response || m->status / 100 == 1 || m->status == 204 || m->status == 304) {
+            ll->flags |= F_SKIPBODY;
+            p->no_body = true;
+        }
+    }
     m->keep_alive = llhttp_should_keep_alive(ll) != 0;
     m->upgrade = ll->upgrade != 0;
     m->chunked = (ll->flags & F_CHUNKED) != 0;
@@ -268,7 +277,7 @@ static void msg_clear(struct http_parser *p)
         m->arena_used = 1; /* responses have no target: path "" at offset 0 */
     p->head_bytes = 0;
     p->pause = PAUSE_NONE;
-    p->started = p->head_done = p->done = false;
+    p->started = p->head_done = p->done = p->no_body = false;
     p->in_field = p->in_value = false;
 }
 
@@ -309,6 +318,11 @@ void http_parser_set_body_buffer(struct http_parser *p, char *buf, size_t cap)
     p->msg.body_len = 0;
 }
 
+void http_parser_set_head_response(struct http_parser *p, bool head)
+{
+    p->head_response = head;
+}
+
 bool http_parser_started(const struct http_parser *p)
 {
     return p->started || p->head_bytes > 0;
@@ -335,6 +349,8 @@ static int check_head(struct http_parser *p)
     const struct http_msg *m = &p->msg;
     /* A caller stopping here lends its buffer after this check, sized from it. */
     size_t limit = p->stop_after_headers ? p->limits.max_body : body_limit(p);
+    if (p->no_body)
+        return 0;
     if (m->has_content_length && m->content_length > limit)
         return -EMSGSIZE;
     return 0;

@@ -78,6 +78,8 @@ struct http_parser {
     int err;   /* sticky error, 0 or negative */
     int pause; /* why llhttp paused: internal */
     bool stop_after_headers;
+    bool head_response; /* responses: answers a HEAD request (http_parser_set_head_response) */
+    bool no_body;       /* this message has no body whatever its headers say */
     bool started, head_done, done;
     bool in_field, in_value;
     struct http_header cur; /* the header being read */
@@ -117,6 +119,11 @@ int http_parser_execute(struct http_parser *p, const char *data, size_t len, siz
 /* The peer closed its side. Returns HTTP_PARSE_DONE when that completed a response whose body
  * runs to EOF, -ENODATA when no message had begun (a clean close), -EPROTO when it cut one. */
 int http_parser_finish(struct http_parser *p);
+
+/* Responses only: the messages that follow answer a HEAD request, so they have no body whatever
+ * their Content-Length or Transfer-Encoding say. Kept across messages and resets until changed;
+ * http_parser_init clears it. (1xx, 204 and 304 responses never have a body in any case.) */
+void http_parser_set_head_response(struct http_parser *p, bool head);
 
 /* Starts over with an empty message, same kind, limits and body buffer. */
 void http_parser_reset(struct http_parser *p);

@@ -116,7 +116,18 @@ static void *call_thread(void *arg)
     }
     uv_timer_init(&c->loop, &c->pace_timer);
     c->pace_timer.data = c;
-    http_client_init(&c->http, &c->loop, c->host->webhook_tls);
+    if ((rc = http_client_init(&c->http, &c->loop, c->host->webhook_tls, NULL)) != 0) {
+        log_error("call http client: %s", strerror(-rc));
+        uv_close((uv_handle_t *)&c->pace_timer, NULL);
+        uv_run(&c->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&c->loop);
+        close(c->fd);
+        free(c->early);
+        call_audio_free(c);
+        snprintf(c->end_reason, sizeof c->end_reason, "http client failed");
+        call_post(c, CALL_EV_ENDED, NULL, NULL);
+        return NULL;
+    }
     c->handles_open = 1;
     c->tw_state = TW_CLOSED; /* until the leg starts */
     c->oa_state = OA_IDLE;

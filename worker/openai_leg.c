@@ -179,7 +179,7 @@ static void on_webhook_done(void *arg, const struct http_client_response *res)
     }
     if (res->error != 0)
         log_warn("tool %s failed after %llu ms: %s", wh->name, (unsigned long long)ms,
-                 res->reason);
+                 res->message);
     else
         log_info("tool %s answered %d in %llu ms", wh->name, res->status,
                  (unsigned long long)ms);
@@ -219,7 +219,7 @@ static int call_webhook(struct call *c, const struct openai_event *ev)
         .timeout_ms = wh->timeout_ms,
         .max_response_bytes = 64 * 1024,
     };
-    int rc = http_client_request(&c->http, &req, on_webhook_done, t);
+    int rc = http_client_request(&c->http, &req, on_webhook_done, t, NULL);
     if (rc != 0)
         free(t);
     return rc;

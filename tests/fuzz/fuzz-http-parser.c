@@ -1,8 +1,8 @@
 /* Fuzz target for common/http_parser: arbitrary bytes as requests or responses, fed whole and
  * again in arbitrary pieces; besides memory safety it checks that the pieces never change the
  * outcome (same messages, same fields, same consumed bytes, same error).
- * Input: byte 0 = mode (bit 0 response, bit 1 stop_after_headers, bits 2-3 limits), byte 1 = seed
- * of the piece sizes, the rest = the bytes on the wire. */
+ * Input: byte 0 = mode (bit 0 response, bit 1 stop_after_headers, bits 2-3 limits, bit 4 answers
+ * to HEAD), byte 1 = seed of the piece sizes, the rest = the bytes on the wire. */
 #include "common/http_parser.h"
 
 #include <stdbool.h>
@@ -67,6 +67,7 @@ static struct outcome run(const uint8_t *data, size_t len, uint8_t mode, unsigne
     bool stop = mode & 2;
     http_parser_init(&parser, (mode & 1) ? HTTP_MSG_RESPONSE : HTTP_MSG_REQUEST,
                      &limits[(mode >> 2) & 3], stop);
+    http_parser_set_head_response(&parser, mode & 16);
     if (!stop)
         http_parser_set_body_buffer(&parser, body, sizeof body);
     struct outcome o = {.hash = 14695981039346656037ull};

@@ -485,3 +485,57 @@ TEST(http_parser_methods)
     CHECK(strcmp(http_method_name(HTTP_METHOD_PATCH), "PATCH") == 0);
     CHECK(strcmp(http_method_name((enum http_method)99), "OTHER") == 0);
 }
+
+TEST(http_parser_response_without_body)
+{
+    static struct http_parser p;
+    size_t used;
+    /* 204 and 304 end at their blank line whatever they announce; the connection stays usable */
+    const char *r204 = "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n";
+    const char *r304 = "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const char *next = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    static char in[512];
+    snprintf(in, sizeof in, "%s%s%s", r204, r304, next);
+    size_t len = strlen(in), off = 0;
+    http_parser_init(&p, HTTP_MSG_RESPONSE, NULL, false);
+    http_parser_set_body_buffer(&p, body_buf, sizeof body_buf);
+    CHECK_EQ(http_parser_execute(&p, in, len, &used), HTTP_PARSE_DONE);
+    CHECK_EQ(used, strlen(r204));
+    CHECK_EQ(p.msg.status, 204);
+    CHECK_EQ(p.msg.body_len, 0);
+    CHECK(p.msg.keep_alive);
+    off += used;
+    CHECK_EQ(http_parser_execute(&p, in + off, len - off, &used), HTTP_PARSE_DONE);
+    CHECK_EQ(used, strlen(r304));
+    CHECK_EQ(p.msg.status, 304);
+    CHECK(p.msg.keep_alive);
+    off += used;
+    CHECK_EQ(http_parser_execute(&p, in + off, len - off, &used), HTTP_PARSE_DONE);
+    CHECK_EQ(p.msg.body_len, 2);
+    /* Answers to HEAD: no body, for every message until changed, and no size check */
+    const char *head = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
+    struct http_limits lim = {.max_head_bytes = 1024, .max_headers = 16, .max_body = 3};
+    http_parser_init(&p, HTTP_MSG_RESPONSE, &lim, true);
+    http_parser_set_head_response(&p, true);
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(http_parser_execute(&p, head, strlen(head), &used), HTTP_PARSE_HEADERS);
+        CHECK_EQ(used, strlen(head));
+        CHECK_EQ(http_parser_execute(&p, NULL, 0, &used), HTTP_PARSE_DONE);
+        CHECK_EQ(p.msg.body_len, 0);
+        CHECK(p.msg.keep_alive);
+    }
+    http_parser_set_head_response(&p, false);
+    CHECK_EQ(http_parser_execute(&p, head, strlen(head), &used), -EMSGSIZE);
+    /* interim 1xx responses are messages of their own, without a body */
+    const char *cont = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx";
+    http_parser_init(&p, HTTP_MSG_RESPONSE, NULL, false);
+    http_parser_set_body_buffer(&p, body_buf, sizeof body_buf);
+    CHECK_EQ(http_parser_execute(&p, cont, strlen(cont), &used), HTTP_PARSE_DONE);
+    CHECK_EQ(p.msg.status, 100);
+    off = used;
+    CHECK_EQ(http_parser_execute(&p, cont + off, strlen(cont) - off, &used), HTTP_PARSE_DONE);
+    CHECK_EQ(p.msg.status, 200);
+    CHECK_EQ(p.msg.body_len, 1);
+    /* the same answers byte by byte */
+    check_split_independent(HTTP_MSG_RESPONSE, in, len);
+}
