@@ -4,7 +4,7 @@
 set -eu
 pkgs=(build-essential libuv1-dev libwslay-dev libmbedtls-dev libhiredis-dev libjansson-dev
       node-llhttp redis-server haproxy sox espeak-ng clang libclang-rt-14-dev pkg-config
-      libsoxr-dev libspeexdsp-dev python3 python3-websockets python3-twilio openssl)
+      libsoxr-dev libspeexdsp-dev python3 python3-websockets python3-twilio python3-numpy openssl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
