@@ -49,9 +49,10 @@ static const char *param(const struct call *c, const char *name)
  * Returns a heap string (caller frees) or NULL. */
 static char *fill_template(const struct call *c, const char *tpl)
 {
+    /* Every placeholder may become a parameter value of at most TWILIO_PARAM_VALUE_MAX bytes. */
     size_t cap = strlen(tpl) + 1, len = 0;
-    for (unsigned i = 0; i < c->start.n_params; i++)
-        cap += strlen(c->start.params[i].value);
+    for (const char *p = strstr(tpl, "{{"); p; p = strstr(p + 2, "{{"))
+        cap += TWILIO_PARAM_VALUE_MAX;
     char *out = malloc(cap);
     if (out == NULL)
         return NULL;
@@ -64,9 +65,7 @@ static char *fill_template(const struct call *c, const char *tpl)
             name[n] = '\0';
             const char *v = param(c, name);
             if (v) {
-                size_t vl = strlen(v);
-                if (len + vl >= cap) /* a name used twice: grow */
-                    break;
+                size_t vl = strlen(v); /* < TWILIO_PARAM_VALUE_MAX: fits, see cap */
                 memcpy(out + len, v, vl);
                 len += vl;
             }
