@@ -774,6 +774,7 @@ static const struct config_key config_keys[] = {
     CUSTOM("redis_url", set_redis_url, "\"redis://127.0.0.1:6379/0\""),
     STRING("redis_prefix", redis.prefix, "\"vb:\"", check_redis_prefix, 0),
     INTEGER("drain_timeout_s", drain_timeout_s, "300", 1, 86400),
+    INTEGER("drain_announce_s", drain_announce_s, "2", 0, 300),
     SECTION("openai", 0),
     STRING("openai.url", openai.url, "\"wss://api.openai.com/v1/realtime\"", check_ws_url, 0),
     STRING("openai.model", openai.model, "\"gpt-realtime\"", check_model_name, 0),

@@ -36,6 +36,7 @@ struct config {
     char *log_file; /* NULL: stderr */
     char *pid_file;
     unsigned drain_timeout_s;
+    unsigned drain_announce_s; /* stop: /readyz 503 this long before the listeners close */
     char *jwt_secret; /* JWT_SECRET, secret; NULL: not set */
 
     struct config_redis {

@@ -171,9 +171,47 @@ fail_fd:
     return err;
 }
 
+size_t ring_mem_size(size_t capacity)
+{
+    return RING_DATA_OFF + capacity;
+}
+
+int ring_format(struct ring *r, void *mem, size_t capacity)
+{
+    ring_view_reset(r);
+    if (!ring_capacity_ok(capacity) || ((uintptr_t)mem & (RING_LINE - 1)) != 0)
+        return -EINVAL;
+    /* The slot may hold a previous call's ring: start over. Nobody else writes it now (the
+     * slot is between owners); the master only reads. */
+    struct ring_hdr *hdr = mem;
+    hdr->magic = RING_MAGIC;
+    hdr->version = RING_VERSION;
+    hdr->capacity = capacity;
+    atomic_store_explicit(&hdr->head, 0, memory_order_relaxed);
+    atomic_store_explicit(&hdr->tail, 0, memory_order_release);
+    ring_view_init(r, mem, 0, capacity, -1, 1);
+    return 0;
+}
+
+int ring_observe(struct ring *r, const void *mem, size_t mem_len)
+{
+    ring_view_reset(r);
+    if (mem_len < RING_DATA_OFF + RING_CAP_MIN || ((uintptr_t)mem & (RING_LINE - 1)) != 0)
+        return -EPROTO;
+    const volatile struct ring_hdr *hdr = mem;
+    uint32_t magic = hdr->magic;
+    uint32_t version = hdr->version;
+    uint64_t capacity = hdr->capacity;
+    if (magic != RING_MAGIC || version != RING_VERSION || !ring_capacity_ok(capacity) ||
+        RING_DATA_OFF + capacity > mem_len)
+        return -EPROTO;
+    ring_view_init(r, (void *)mem, 0, capacity, -1, 0);
+    return 0;
+}
+
 void ring_close(struct ring *r)
 {
-    if (r->hdr != NULL) {
+    if (r->hdr != NULL && r->map_len > 0) {
         munmap(r->hdr, r->map_len);
         if (r->fd >= 0)
             close(r->fd);

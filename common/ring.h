@@ -60,6 +60,21 @@ int ring_create(struct ring *r, size_t capacity, const char *name);
  * (-EACCES: writable=1 on a read-only fd). The fd is closed on every error. */
 int ring_attach(struct ring *r, int fd, int writable);
 
+/* Bytes of memory a ring of capacity bytes takes when placed with ring_format: the header's
+ * 192 bytes plus the data. */
+size_t ring_mem_size(size_t capacity);
+
+/* Formats a ring of capacity bytes (a power of two, 64 B to 1 GiB) in memory the caller owns,
+ * which must hold ring_mem_size(capacity) bytes and be 64-byte aligned: a slot of a shared
+ * mapping (the scoreboard's call area, which the master maps read-only to watch the rings).
+ * The view is writable and owns nothing: ring_close only forgets it. Returns 0 or -EINVAL. */
+int ring_format(struct ring *r, void *mem, size_t capacity);
+
+/* A read-only observer view of a ring that ring_format placed at mem, with mem_len bytes
+ * readable there. Validates magic, version and capacity against mem_len first (-EPROTO).
+ * The view owns nothing. */
+int ring_observe(struct ring *r, const void *mem, size_t mem_len);
+
 /* Unmaps and closes the fd. Safe on a zeroed or already closed view. */
 void ring_close(struct ring *r);
 

@@ -51,6 +51,9 @@ done
 # (fewer calls for the leak check: the sanitizers make each one slower).
 stage integration-test-bridge-asan env VB_BIN=build/san-address-undefined/voicebridge \
   BRIDGE_LEAK_CALLS=200 tests/integration/test-bridge
+# The master and its workers as the ASan/UBSan build: fd passing, reload, respawn, drain.
+stage integration-test-master-asan env VB_BIN=build/san-address-undefined/voicebridge \
+  MASTER_STRESS_CONNECTIONS=1000 tests/integration/test-master
 
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

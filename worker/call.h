@@ -25,8 +25,6 @@
 #include "worker/thread_queue.h"
 #include "worker/twilio_msg.h"
 
-#define CALL_UPLINK_RING (32u << 10)    /* 4 s of caller audio held before the session is up */
-#define CALL_DOWNLINK_RING (128u << 10) /* 16 s of AI audio received ahead of playback */
 #define CALL_FRAME 160                  /* 20 ms of mu-law */
 #define CALL_CANCELLED_MAX 4
 
@@ -36,6 +34,7 @@ enum openai_state { OA_IDLE, OA_CONNECTING, OA_OPEN, OA_CONFIGURED, OA_CLOSED };
 struct call {
     struct call_pair_host *host; /* the worker's, outlives the call */
     uint64_t serial;             /* the worker's number for this call, for logs */
+    struct call_slot slot;       /* the worker's, lent for the call's life */
     pthread_t thread;
     uv_loop_t loop;
     uv_timer_t pace_timer;
@@ -106,6 +105,7 @@ void openai_leg_close(struct call *c, int code, const char *reason);
 /* call_audio.c */
 int call_audio_init(struct call *c);
 void call_audio_free(struct call *c);
+void call_audio_publish(struct call *c);
 void call_audio_uplink(struct call *c, const char *b64, size_t len, uint64_t t_in_us);
 void call_audio_flush_uplink(struct call *c);
 void call_audio_delta(struct call *c, const struct openai_event *ev);

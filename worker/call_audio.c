@@ -9,6 +9,7 @@
 #include "common/base64.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/scoreboard.h"
 #include "dsp/g711.h"
 #include "worker/call.h"
 
@@ -19,13 +20,12 @@
 int call_audio_init(struct call *c)
 {
     const struct config *cfg = c->host->cfg;
-    int rc = ring_create(&c->uplink, CALL_UPLINK_RING, "vb-up");
+    int rc = ring_format(&c->uplink, c->slot.uplink_mem, CALL_UPLINK_RING);
     if (rc != 0)
         return rc;
-    if ((rc = ring_create(&c->downlink, CALL_DOWNLINK_RING, "vb-down")) != 0) {
-        ring_close(&c->uplink);
+    if ((rc = ring_format(&c->downlink, c->slot.downlink_mem, CALL_DOWNLINK_RING)) != 0)
         return rc;
-    }
+    sb_store(&c->slot.sb->started_ms, uv_hrtime() / 1000000);
     resample_up_init(&c->up);
     resample_down_init(&c->down);
     playout_init(&c->playout, cfg->bridge.pacing_lead_ms);
@@ -37,6 +37,21 @@ void call_audio_free(struct call *c)
 {
     ring_close(&c->uplink);
     ring_close(&c->downlink);
+}
+
+/* Copies the call's figures to its scoreboard slot, where /metrics and the master read them:
+ * relaxed stores to memory only this thread writes, once per media frame received. */
+void call_audio_publish(struct call *c)
+{
+    struct sb_call *sb = c->slot.sb;
+    sb_store(&sb->frames_in, c->stats.frames_in);
+    sb_store(&sb->frames_up, c->stats.frames_up);
+    sb_store(&sb->frames_out, c->stats.frames_out);
+    sb_store(&sb->frames_dropped,
+             (c->stats.up_dropped_bytes + c->stats.down_dropped_bytes + CALL_FRAME - 1) /
+                 CALL_FRAME);
+    sb_store(&sb->bytes_in, c->stats.bytes_in);
+    sb_store(&sb->bytes_out, c->stats.frames_out * CALL_FRAME);
 }
 
 /* Sends what the uplink ring holds to OpenAI, in appends of at most UP_CHUNK mu-law bytes. */
@@ -85,6 +100,8 @@ void call_audio_uplink(struct call *c, const char *b64, size_t len, uint64_t t_i
     if (pushed < n && c->stats.up_dropped_bytes == 0)
         log_warn("caller audio dropped: the OpenAI session is not keeping up");
     c->stats.up_dropped_bytes += n - pushed;
+    c->stats.bytes_in += n;
+    call_audio_publish(c);
     if (c->oa_state != OA_CONFIGURED)
         return; /* held until the session is configured; not a per-frame latency */
     call_audio_flush_uplink(c);

@@ -39,6 +39,7 @@ void call_post(struct call *c, enum call_event_type type, const char *role, cons
     ev->type = type;
     ev->call = c;
     ev->serial = c->serial;
+    ev->slot = c->slot.index;
     snprintf(ev->call_sid, sizeof ev->call_sid, "%s", c->start.call_sid);
     snprintf(ev->stream_sid, sizeof ev->stream_sid, "%s", c->start.stream_sid);
     const char *id = call_param(c, "callId");
@@ -137,6 +138,7 @@ static void *call_thread(void *arg)
     uv_run(&c->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&c->loop) != 0)
         log_error("call loop closed with handles still open");
+    call_audio_publish(c);
     call_audio_free(c);
     log_info("call ended: %s; frames in %llu out %llu, barge-ins %llu", c->end_reason,
              (unsigned long long)c->stats.frames_in, (unsigned long long)c->stats.frames_out,
@@ -158,7 +160,8 @@ static const char *keep(struct call *c, size_t *pos, const char *s)
     return dst;
 }
 
-int call_pair_start(struct call_pair_host *host, uint64_t serial, int fd,
+int call_pair_start(struct call_pair_host *host, uint64_t serial, const struct call_slot *slot,
+                    int fd,
                     const struct ws_upgrade *upgrade, const void *early, size_t early_len)
 {
     struct call *c = calloc(1, sizeof *c);
@@ -168,6 +171,7 @@ int call_pair_start(struct call_pair_host *host, uint64_t serial, int fd,
     }
     c->host = host;
     c->serial = serial;
+    c->slot = *slot;
     c->fd = fd;
     size_t pos = 0;
     c->upgrade.upgrade = keep(c, &pos, upgrade->upgrade);

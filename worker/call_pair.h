@@ -22,6 +22,7 @@ struct call_stats {
     uint64_t frames_in;          /* Twilio media messages received */
     uint64_t frames_up;          /* 20 ms frames appended to OpenAI */
     uint64_t frames_out;         /* 20 ms frames sent to Twilio */
+    uint64_t bytes_in;           /* caller audio received (mu-law bytes) */
     uint64_t up_dropped_bytes;   /* caller audio dropped: uplink ring full */
     uint64_t down_dropped_bytes; /* AI audio dropped: downlink ring full, or malformed */
     uint64_t barge_ins;
@@ -53,6 +54,7 @@ struct call_event {
     enum call_event_type type;
     struct call *call;
     uint64_t serial;
+    unsigned slot;       /* the call_slot index lent at start */
     char call_sid[64];
     char stream_sid[64];
     char call_id[64];    /* our id from the stream's customParameters (callId), or the CallSid */
@@ -64,6 +66,15 @@ struct call_event {
     struct call_stats stats;
 };
 
+/* Where a call's rings and live figures sit: one slot of the worker's call area in shared
+ * memory (common/scoreboard.h), lent by the worker for the call's life, where the master reads
+ * them. */
+struct call_slot {
+    unsigned index;
+    struct sb_call *sb;
+    void *uplink_mem, *downlink_mem; /* ring_mem_size(CALL_UPLINK_RING / _DOWNLINK_RING) */
+};
+
 /* What the worker lends every call pair; it must outlive them all. */
 struct call_pair_host {
     const struct config *cfg;
@@ -73,10 +84,16 @@ struct call_pair_host {
 };
 
 /* Starts a call pair on its own thread for an upgraded media-stream connection. Takes fd (it
- * is closed on failure); the request's headers and early bytes are copied. Returns 0 (events
+ * is closed on failure); the request's headers and early bytes are copied; the slot is the
+ * call's until CALL_EV_ENDED (the caller frees it after call_pair_join). Returns 0 (events
  * follow, ending with CALL_EV_ENDED) or a negative errno. Main loop only. */
-int call_pair_start(struct call_pair_host *host, uint64_t serial, int fd,
+int call_pair_start(struct call_pair_host *host, uint64_t serial, const struct call_slot *slot,
+                    int fd,
                     const struct ws_upgrade *upgrade, const void *early, size_t early_len);
+
+/* Ring capacities: what a call area's slots must hold (common/scoreboard.h). */
+#define CALL_UPLINK_RING (32u << 10)    /* 4 s of caller audio held before the session is up */
+#define CALL_DOWNLINK_RING (128u << 10) /* 16 s of AI audio received ahead of playback */
 
 /* After CALL_EV_ENDED: waits for the thread (it is exiting) and frees the call. */
 void call_pair_join(struct call *c);

@@ -196,6 +196,7 @@ class Fake:
 # ------------------------------------------------------------------------------------------------
 # voicebridge.
 
+RE_PID = re.compile(r"\[(\d+)\] ")
 RE_STARTED = re.compile(r"call (\d+) started: (\S+) (CA\w+) \(stream (MZ\w+)\)")
 RE_ENDED = re.compile(r"call (\d+) ended \(([^)]*)\): (\d+) frames in, (\d+) up, (\d+) out; "
                       r"added latency up avg (\d+) max (\d+) us, down avg (\d+) max (\d+) us; "
@@ -272,19 +273,31 @@ class Bridge:
     def lines(self):
         return self.log().splitlines()
 
+    @staticmethod
+    def _key(line, serial):
+        """A call's key: (worker pid, the worker's serial); serials count per worker."""
+        p = RE_PID.search(line)
+        return (int(p.group(1)) if p else 0, int(serial))
+
     def started(self):
-        """{serial: (direction, call_sid)} for every call whose stream started."""
-        return {int(m.group(1)): (m.group(2), m.group(3))
-                for m in (RE_STARTED.search(l) for l in self.lines()) if m}
+        """{(pid, serial): (direction, call_sid)} for every call whose stream started, in log
+        order."""
+        out = {}
+        for line in self.lines():
+            m = RE_STARTED.search(line)
+            if m:
+                out[self._key(line, m.group(1))] = (m.group(2), m.group(3))
+        return out
 
     def ended(self):
-        """{serial: dict} for every call that ended (the worker's per-call end line)."""
+        """{(pid, serial): dict} for every call that ended (the worker's per-call end line), in
+        log order: the last one ended last."""
         out = {}
         for line in self.lines():
             m = RE_ENDED.search(line)
             if m:
                 g = m.groups()
-                out[int(g[0])] = {"reason": g[1], "frames_in": int(g[2]), "frames_up": int(g[3]),
+                out[self._key(line, g[0])] = {"reason": g[1], "frames_in": int(g[2]), "frames_up": int(g[3]),
                                   "frames_out": int(g[4]), "up_avg_us": int(g[5]),
                                   "up_max_us": int(g[6]), "down_avg_us": int(g[7]),
                                   "down_max_us": int(g[8]), "barge_ins": int(g[9]),
@@ -314,11 +327,16 @@ class Bridge:
         """Lines logged from the call's own thread (context call=<CallSid>)."""
         return [l for l in self.lines() if f"call={call_sid} " in l]
 
+    def tree(self):
+        """The master's pid and its workers' (the children of the master)."""
+        return [self.pid] + children_of(self.pid)
+
     def fds(self):
-        return len(os.listdir(f"/proc/{self.pid}/fd"))
+        """Open fds of the master and every worker, summed."""
+        return sum(len(os.listdir(f"/proc/{p}/fd")) for p in self.tree())
 
     def threads(self):
-        return len(os.listdir(f"/proc/{self.pid}/task"))
+        return sum(len(os.listdir(f"/proc/{p}/task")) for p in self.tree())
 
     async def stop(self):
         """SIGTERM: voicebridge drains and exits. Returns the exit status (None: had to kill)."""
@@ -334,6 +352,22 @@ class Bridge:
             if SANITIZER_RE.search(line):
                 return "\n".join(lines[i:i + 12])
         return ""
+
+
+def children_of(pid):
+    """Pids whose parent is pid (from /proc; a process that exits meanwhile is skipped)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat", encoding="ascii", errors="replace") as f:
+                st = f.read()
+        except OSError:
+            continue
+        if int(st[st.rindex(")") + 2:].split()[1]) == pid:
+            out.append(int(d))
+    return sorted(out)
 
 
 async def http_get(port, path, timeout=5.0):

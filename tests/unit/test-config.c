@@ -97,6 +97,7 @@ static void check_same_config(const struct config *a, const struct config *b)
     CHECK(streq(a->log_file, b->log_file));
     CHECK(streq(a->pid_file, b->pid_file));
     CHECK_EQ(a->drain_timeout_s, b->drain_timeout_s);
+    CHECK_EQ(a->drain_announce_s, b->drain_announce_s);
     CHECK(streq(a->jwt_secret, b->jwt_secret));
     CHECK(streq(a->redis.host, b->redis.host));
     CHECK_EQ(a->redis.port, b->redis.port);
@@ -150,6 +151,7 @@ TEST(config_defaults)
     CHECK(c.log_file == NULL);
     CHECK(strcmp(c.pid_file, "voicebridge.pid") == 0);
     CHECK_EQ(c.drain_timeout_s, 300);
+    CHECK_EQ(c.drain_announce_s, 2);
     CHECK(c.jwt_secret == NULL);
     CHECK(strcmp(c.redis.host, "127.0.0.1") == 0);
     CHECK_EQ(c.redis.port, 6379);
@@ -576,6 +578,7 @@ TEST(config_ranges_and_values)
     EXPECT_ERROR("{\"workers\": \"many\"}",
                  "workers: expected \"auto\" or an integer from 1 to 1024, got \"many\"");
     EXPECT_ERROR("{\"drain_timeout_s\": -1}", "drain_timeout_s: must be between 1 and 86400");
+    EXPECT_ERROR("{\"drain_announce_s\": 301}", "drain_announce_s: must be between 0 and 300");
     EXPECT_ERROR("{\"http\": {\"max_body_bytes\": 99999999999999}}",
                  "http.max_body_bytes: must be between 1024 and 16777216, got 99999999999999");
     EXPECT_ERROR("{\"bridge\": {\"pacing_lead_ms\": 10}}",
