@@ -16,7 +16,9 @@
 #include "common/tls.h"
 #include "common/ws.h"
 #include "dsp/resample.h"
+#include "worker/api_control.h"
 #include "worker/call_pair.h"
+#include "worker/call_store.h"
 #include "worker/http_endpoints.h"
 #include "worker/http_server.h"
 
@@ -42,6 +44,8 @@ struct worker {
     int draining;
     char failed[WORKER_FAILED_CALLS][64]; /* call ids, newest at failed_next - 1 */
     unsigned failed_next;
+    unsigned id;                /* worker id: names its Redis control channel (the lead sets it) */
+    struct call_store *store;   /* Redis: records, sessions, control (worker/call_store.h) */
 };
 
 /* Twilio asks what to play once a stream has ended: the apology if that call's AI side failed.
@@ -114,6 +118,7 @@ static void on_events(struct thread_queue *q)
     while (n) {
         struct call_event *ev = (struct call_event *)n;
         n = n->next;
+        call_store_event(w->store, ev); /* Redis: before the ENDED join below */
         switch (ev->type) {
         case CALL_EV_STARTED:
             log_info("call %llu started: %s %s (stream %s)", (unsigned long long)ev->serial,
@@ -127,6 +132,7 @@ static void on_events(struct thread_queue *q)
             log_info("tool %s %s: %s", ev->call_sid, ev->role, ev->text ? ev->text : "");
             break;
         case CALL_EV_BARGE_IN:
+        case CALL_EV_CONTROL:
             break;
         case CALL_EV_AI_FAILED:
             snprintf(w->failed[w->failed_next], sizeof w->failed[0], "%s", ev->call_id);
@@ -165,6 +171,8 @@ static void worker_stop_listening(struct worker *w)
     if (w->live_calls > 0)
         return; /* the last CALL_EV_ENDED finishes the job */
     thread_queue_close(&w->events, NULL);
+    call_store_close(w->store); /* Redis connections and timers */
+    w->store = NULL;
     close_handle((uv_handle_t *)&w->sigint);
     close_handle((uv_handle_t *)&w->sigterm);
     close_handle((uv_handle_t *)&w->drain_timer);
@@ -255,7 +263,15 @@ int worker_run(const struct config *cfg)
     w.endpoints.stream_ended_arg = &w;
     if (!cfg->public_url)
         log_warn("public_url is not set: TwiML will point Twilio at %s", w.endpoints.public_url);
-    if ((rc = http_endpoints_register(&w.router, &w.endpoints)) != 0 ||
+    if ((rc = call_store_new(w.loop, cfg, w.id, &w.store)) != 0) {
+        log_error("redis client: %s", strerror(-rc));
+        goto fail;
+    }
+    w.endpoints.stream_ended_async = api_control_stream_ended;
+    w.endpoints.stream_ended_async_arg = w.store;
+    if ((rc = api_control_register(&w.router, w.store, NULL /* JWT guard: auth issue */, NULL)) !=
+            0 ||
+        (rc = http_endpoints_register(&w.router, &w.endpoints)) != 0 ||
         (rc = http_router_add(&w.router, &(struct http_route){
                                              .pattern = "/api/voice-calls/media-stream",
                                              .upgrade = on_media_stream, .arg = &w})) != 0) {
