@@ -138,7 +138,9 @@ static void link_down(struct link *l, const char *why, int free_ctx)
         if (!l->is_sub && was_ready)
             rc->dropped_at_outage = rc->stats.dropped;
     }
-    if (!l->lost_logged && !rc->closing) {
+    /* One line per outage: the pub/sub connection speaks only when the command one is up. */
+    int quiet = l->is_sub && rc->cmd.state != LINK_READY;
+    if (!l->lost_logged && !rc->closing && !quiet) {
         l->lost_logged = 1;
         if (was_ready)
             log_warn("redis: %s connection to %s:%u lost (%s); %llu writes held, reconnecting",
