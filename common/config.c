@@ -359,6 +359,16 @@ static int check_redis_prefix(char *s, char *why, size_t n)
     return 0;
 }
 
+/* Node names go into Redis keys and channel names: 1-64 letters, digits, '.', '_', '-'. */
+static int check_node_name(char *s, char *why, size_t n)
+{
+    char q[80];
+    if (s[0] == '\0' || strlen(s) > 64 || !chars_in(s, "._-"))
+        return fail(why, n, "%s is not a node name (1-64 letters, digits, '.', '_', '-')",
+                    quoted(q, sizeof q, s));
+    return 0;
+}
+
 /* http(s)://host[:port] with nothing after it but an optional slash, which is removed so that
  * "URL + /path" never doubles it. */
 static int check_http_base(char *s, char *why, size_t n)
@@ -773,6 +783,12 @@ static const struct config_key config_keys[] = {
     STRING("pid_file", pid_file, "\"voicebridge.pid\"", check_path, 0),
     CUSTOM("redis_url", set_redis_url, "\"redis://127.0.0.1:6379/0\""),
     STRING("redis_prefix", redis.prefix, "\"vb:\"", check_redis_prefix, 0),
+    INTEGER("redis_retention_s", redis.retention_s, "2592000", 60, 315360000),
+    INTEGER("redis_session_ttl_s", redis.session_ttl_s, "60", 3, 86400),
+    INTEGER("redis_events_maxlen", redis.events_maxlen, "100000", 100, 1000000000),
+    INTEGER("redis_queue_max", redis.queue_max, "100000", 16, 10000000),
+    INTEGER("redis_timeout_ms", redis.timeout_ms, "3000", 100, 600000),
+    STRING("node_name", node_name, NULL, check_node_name, KEY_NULLABLE),
     INTEGER("drain_timeout_s", drain_timeout_s, "300", 1, 86400),
     INTEGER("drain_announce_s", drain_announce_s, "2", 0, 300),
     SECTION("openai", 0),

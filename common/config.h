@@ -46,7 +46,13 @@ struct config {
         char *username; /* NULL: none */
         char *password; /* secret; NULL: none */
         char *prefix;   /* redis_prefix, put before every key */
+        unsigned retention_s;   /* redis_retention_s: TTL of call records and transcripts */
+        unsigned session_ttl_s; /* redis_session_ttl_s: a live-session key outlives its node */
+        unsigned events_maxlen; /* redis_events_maxlen: XADD MAXLEN ~ of the event stream */
+        unsigned queue_max;     /* redis_queue_max: writes a worker holds while Redis is away */
+        unsigned timeout_ms;    /* redis_timeout_ms: an unanswered connection is dropped */
     } redis;
+    char *node_name; /* this node in Redis (session owner, control channel); NULL: host name */
 
     struct config_openai {
         char *url; /* ws:// or wss://, no query: the bridge appends ?model= */

@@ -51,6 +51,9 @@ struct sb_slot {
     _Atomic uint64_t errors;        /* bad input answered with an error, failed calls */
     /* totals of the calls that ended; live calls add their own from the call area */
     _Atomic uint64_t frames_in, frames_up, frames_out, frames_dropped, bytes_in, bytes_out;
+    /* Redis, from the worker's client */
+    _Atomic uint64_t redis_connected; /* 1 while the command connection is up */
+    _Atomic uint64_t redis_pending, redis_dropped, redis_reconnects;
     /* the master's, from its watch over the call area once a second */
     _Atomic uint64_t ring_fill_bytes; /* sum over the live calls' rings */
     _Atomic uint64_t ring_fill_max;   /* fullest single ring, bytes */

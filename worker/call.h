@@ -39,6 +39,7 @@ struct call {
     uv_loop_t loop;
     uv_timer_t pace_timer;
     struct http_client http;     /* the webhook tool's requests */
+    struct thread_queue ctl;     /* control commands from the main loop (call_control) */
     int handles_open;            /* loop handles whose close callback is still to come */
 
     /* Twilio leg */
@@ -85,6 +86,7 @@ struct call {
 };
 
 /* call_pair.c */
+void call_post_control(struct call *c, const struct call_control *cmd, const char *outcome);
 uint64_t call_now_us(void);
 void call_post(struct call *c, enum call_event_type type, const char *role, const char *text);
 void call_finish_if_done(struct call *c);
@@ -112,6 +114,9 @@ void call_audio_delta(struct call *c, const struct openai_event *ev);
 void call_audio_item_done(struct call *c);
 void call_audio_pump(struct call *c);
 void call_audio_barge_in(struct call *c, uint64_t event_us);
+/* Stops the AI mid-sentence as a barge-in does (clear, cancel, truncate), for a control command:
+ * not counted as a barge-in. */
+void call_audio_interrupt(struct call *c, uint64_t event_us);
 void call_audio_mark_echo(struct call *c, const char *name);
 int call_audio_idle(struct call *c);
 

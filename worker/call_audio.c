@@ -264,7 +264,19 @@ static void truncate_item(void *ctx, const char *item_id, uint32_t heard_ms)
     openai_leg_send_owned(c, openai_msg_truncate(item_id, heard_ms));
 }
 
+static void interrupt(struct call *c, uint64_t event_us, int by_caller);
+
 void call_audio_barge_in(struct call *c, uint64_t event_us)
+{
+    interrupt(c, event_us, 1);
+}
+
+void call_audio_interrupt(struct call *c, uint64_t event_us)
+{
+    interrupt(c, event_us, 0);
+}
+
+static void interrupt(struct call *c, uint64_t event_us, int by_caller)
 {
     uint64_t now = call_now_us();
     int had_audio = ring_fill(&c->downlink) > 0 || playout_playing(&c->playout, now) ||
@@ -293,6 +305,12 @@ void call_audio_barge_in(struct call *c, uint64_t event_us)
     }
     uint64_t dropped_ms = playout_clear(&c->playout, now, truncate_item, c);
     c->last_mark_ms = c->playout.sent_ms;
+    uv_timer_stop(&c->pace_timer);
+    if (!by_caller) {
+        log_info("interrupted for a control command: cleared %llu ms of unplayed audio",
+                 (unsigned long long)dropped_ms);
+        return;
+    }
     c->stats.barge_ins++;
     c->stats.bargein_last_us = took;
     if (took > c->stats.bargein_max_us)
@@ -300,7 +318,6 @@ void call_audio_barge_in(struct call *c, uint64_t event_us)
     log_info("barge-in: cleared %llu ms of unplayed audio in %llu us",
              (unsigned long long)dropped_ms, (unsigned long long)took);
     call_post(c, CALL_EV_BARGE_IN, NULL, NULL);
-    uv_timer_stop(&c->pace_timer);
 }
 
 void call_audio_mark_echo(struct call *c, const char *name)

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "worker/call.h"
 
 #define CALL_THREAD_STACK (256u << 10) /* the call path keeps its buffers small */
+#define CALL_CONTROL_QUEUE 16          /* commands waiting for one call: an API client's burst */
 
 uint64_t call_now_us(void)
 {
@@ -61,6 +63,112 @@ void call_post(struct call *c, enum call_event_type type, const char *role, cons
         call_event_free(ev); /* counted by the queue */
 }
 
+void call_post_control(struct call *c, const struct call_control *cmd, const char *outcome)
+{
+    struct call_event *ev = calloc(1, sizeof *ev);
+    if (ev == NULL) {
+        log_error("control outcome lost: out of memory");
+        return;
+    }
+    ev->type = CALL_EV_CONTROL;
+    ev->call = c;
+    ev->serial = c->serial;
+    snprintf(ev->call_sid, sizeof ev->call_sid, "%s", c->start.call_sid);
+    snprintf(ev->stream_sid, sizeof ev->stream_sid, "%s", c->start.stream_sid);
+    const char *id = call_param(c, "callId");
+    snprintf(ev->call_id, sizeof ev->call_id, "%s", id ? id : c->start.call_sid);
+    snprintf(ev->role, sizeof ev->role, "%s", call_control_op_name(cmd->op));
+    snprintf(ev->reason, sizeof ev->reason, "%s", outcome);
+    ev->t_ms = (uint32_t)((uv_hrtime() - c->started_ns) / 1000000);
+    ev->text = strdup(cmd->command_id);
+    if (thread_queue_push(c->host->events, &ev->node) != 0)
+        call_event_free(ev);
+}
+
+const char *call_control_op_name(enum call_control_op op)
+{
+    switch (op) {
+    case CALL_CTL_HANGUP:
+        return "hangup";
+    case CALL_CTL_SAY:
+        return "say";
+    case CALL_CTL_TRANSFER:
+        return "transfer";
+    }
+    return "unknown";
+}
+
+void call_control_free(struct call_control *cmd)
+{
+    if (cmd) {
+        free(cmd->text);
+        free(cmd);
+    }
+}
+
+int call_pair_control(struct call *c, struct call_control *cmd)
+{
+    return thread_queue_push(&c->ctl, &cmd->node);
+}
+
+/* say: stop whatever the AI is saying (as a barge-in would) and have it say the text now. */
+static const char *apply_say(struct call *c, const char *text)
+{
+    if (c->oa_state != OA_CONFIGURED || c->tw_state != TW_STREAMING)
+        return "not_ready";
+    call_audio_interrupt(c, call_now_us());
+    static const char pre[] = "Say the following to the caller now, exactly as written, and "
+                              "nothing else: ";
+    size_t n = strlen(text);
+    char *instr = malloc(sizeof pre + n);
+    if (instr == NULL)
+        return "failed";
+    memcpy(instr, pre, sizeof pre - 1);
+    memcpy(instr + sizeof pre - 1, text, n + 1);
+    openai_leg_send_owned(c, openai_msg_system_item(instr));
+    free(instr);
+    openai_leg_request_response(c); /* waits for the cancelled response's done if need be */
+    return "ok";
+}
+
+static void apply_control(struct call *c, struct call_control *cmd)
+{
+    const char *outcome = "ok";
+    int ending = c->end_reason[0] != '\0' || c->ending;
+    log_info("control %s (%s)", call_control_op_name(cmd->op), cmd->command_id);
+    switch (cmd->op) {
+    case CALL_CTL_HANGUP:
+        if (c->end_reason[0] != '\0') /* a goodbye still playing (end_call) is cut short */
+            outcome = "ending";
+        else
+            call_end(c, "hung up by the API", 0);
+        break;
+    case CALL_CTL_TRANSFER:
+        /* The target is on the call record already; Twilio asks the stream-ended URL next. */
+        if (ending)
+            outcome = "ending";
+        else
+            call_end(c, "transferred", 0);
+        break;
+    case CALL_CTL_SAY:
+        outcome = ending ? "ending" : apply_say(c, cmd->text ? cmd->text : "");
+        break;
+    }
+    call_post_control(c, cmd, outcome);
+}
+
+static void on_control(struct thread_queue *q)
+{
+    struct call *c = (struct call *)((char *)q - offsetof(struct call, ctl));
+    struct tq_node *n = thread_queue_take(q);
+    while (n) {
+        struct call_control *cmd = (struct call_control *)n;
+        n = n->next;
+        apply_control(c, cmd);
+        call_control_free(cmd);
+    }
+}
+
 void call_event_free(struct call_event *ev)
 {
     if (ev) {
@@ -96,6 +204,7 @@ void call_finish_if_done(struct call *c)
         return;
     if (!uv_is_closing((uv_handle_t *)&c->pace_timer)) {
         uv_close((uv_handle_t *)&c->pace_timer, on_handle_closed);
+        thread_queue_close(&c->ctl, NULL); /* later commands get -EPIPE */
         http_client_close(&c->http, NULL); /* a webhook still running is cancelled */
     }
 }
@@ -129,6 +238,19 @@ static void *call_thread(void *arg)
         call_post(c, CALL_EV_ENDED, NULL, NULL);
         return NULL;
     }
+    if ((rc = thread_queue_init(&c->ctl, &c->loop, CALL_CONTROL_QUEUE, on_control)) != 0) {
+        log_error("call control queue: %s", uv_strerror(rc));
+        uv_close((uv_handle_t *)&c->pace_timer, NULL);
+        http_client_close(&c->http, NULL);
+        uv_run(&c->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&c->loop);
+        close(c->fd);
+        free(c->early);
+        call_audio_free(c);
+        snprintf(c->end_reason, sizeof c->end_reason, "control queue failed");
+        call_post(c, CALL_EV_ENDED, NULL, NULL);
+        return NULL;
+    }
     c->handles_open = 1;
     c->tw_state = TW_CLOSED; /* until the leg starts */
     c->oa_state = OA_IDLE;
@@ -139,6 +261,12 @@ static void *call_thread(void *arg)
     if (uv_loop_close(&c->loop) != 0)
         log_error("call loop closed with handles still open");
     call_audio_publish(c);
+    for (struct tq_node *n = thread_queue_take(&c->ctl); n;) {
+        struct call_control *cmd = (struct call_control *)n; /* came too late: refused */
+        n = n->next;
+        call_post_control(c, cmd, "ending");
+        call_control_free(cmd);
+    }
     call_audio_free(c);
     log_info("call ended: %s; frames in %llu out %llu, barge-ins %llu", c->end_reason,
              (unsigned long long)c->stats.frames_in, (unsigned long long)c->stats.frames_out,

@@ -45,6 +45,8 @@ enum call_event_type {
     CALL_EV_AI_FAILED,   /* the OpenAI side failed; sent before the media stream is closed, so
                             the worker knows before Twilio asks what to play next */
     CALL_EV_ENDED,       /* the call pair is finished; stats filled; call_pair_join next */
+    CALL_EV_CONTROL,     /* a control command was applied: role = op, text = command id,
+                            reason = outcome ("ok", "not_ready", "ending") */
 };
 
 /* One event from a call thread to the main loop. Owned by whoever holds it: the call thread
@@ -62,6 +64,7 @@ struct call_event {
     uint32_t t_ms;       /* since the media stream started */
     char *text;          /* NUL-terminated, owned; may be NULL */
     int ai_failed;       /* ENDED: the AI side failed (an apology is due) */
+    /* STARTED: text is the stream's customParameters as a JSON object of strings. */
     char reason[64];     /* ENDED: why it ended */
     struct call_stats stats;
 };
@@ -94,6 +97,22 @@ int call_pair_start(struct call_pair_host *host, uint64_t serial, const struct c
 /* Ring capacities: what a call area's slots must hold (common/scoreboard.h). */
 #define CALL_UPLINK_RING (32u << 10)    /* 4 s of caller audio held before the session is up */
 #define CALL_DOWNLINK_RING (128u << 10) /* 16 s of AI audio received ahead of playback */
+/* A control command from the main loop to a call (the API's hangup, say, transfer), applied on
+ * the call's own loop; the outcome comes back as CALL_EV_CONTROL. Owned by whoever holds it. */
+enum call_control_op { CALL_CTL_HANGUP = 1, CALL_CTL_SAY, CALL_CTL_TRANSFER };
+struct call_control {
+    struct tq_node node;
+    enum call_control_op op;
+    char command_id[40];
+    char *text; /* SAY: what to say (owned); else NULL */
+};
+
+/* Main loop, between CALL_EV_STARTED and the handling of CALL_EV_ENDED (the call is not yet
+ * joined): hands cmd to the call. Returns 0 (the call owns cmd now), -EPIPE (the call is ending
+ * and takes no more commands) or -ENOBUFS (too many waiting); cmd stays the caller's then. */
+int call_pair_control(struct call *c, struct call_control *cmd);
+void call_control_free(struct call_control *cmd);
+const char *call_control_op_name(enum call_control_op op);
 
 /* After CALL_EV_ENDED: waits for the thread (it is exiting) and frees the call. */
 void call_pair_join(struct call *c);

@@ -182,6 +182,8 @@ static int stream_ended(struct http_request *req, struct http_response *res, voi
         return http_response_json_error(res, 400, "bad_field", "callId is malformed");
     const char *say = ep->stream_ended_say ? ep->stream_ended_say(ep->stream_ended_arg, call_id)
                                            : NULL;
+    if (ep->stream_ended_async)
+        return ep->stream_ended_async(ep->stream_ended_async_arg, call_id, say, res);
     char xml[2048];
     size_t len;
     if (say == NULL || twiml_say_hangup(say, xml, sizeof xml, &len) != 0)

@@ -19,6 +19,12 @@ struct http_endpoints {
      * when the AI side failed), or NULL to hang up at once. NULL hook: always hang up. */
     const char *(*stream_ended_say)(void *arg, const char *call_id);
     void *stream_ended_arg;
+    /* Set: the stream-ended answer is this handler's (it may look the call up in Redis, for a
+     * transfer target, and answer later: -EAGAIN as for any handler); say is what
+     * stream_ended_say gave, the answer when nothing else applies. NULL: say or hang up. */
+    int (*stream_ended_async)(void *arg, const char *call_id, const char *say,
+                              struct http_response *res);
+    void *stream_ended_async_arg;
 };
 
 /* Adds the routes to r. ep (and its strings) must outlive the router. Returns 0, -EINVAL for a

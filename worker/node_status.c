@@ -12,10 +12,12 @@ static int readyz(struct http_request *req, struct http_response *res, void *arg
 {
     (void)req;
     const struct node_status *ns = arg;
-    unsigned ready = 0;
+    unsigned ready = 0, redis_down = 0;
     for (unsigned i = 0; i < SB_SLOTS_MAX; i++)
-        if (atomic_load_explicit(&ns->board->slots[i].state, memory_order_relaxed) == SB_READY)
+        if (atomic_load_explicit(&ns->board->slots[i].state, memory_order_relaxed) == SB_READY) {
             ready++;
+            redis_down += sb_load(&ns->board->slots[i].redis_connected) == 0;
+        }
     const char *why = NULL;
     if (atomic_load_explicit(&ns->board->node_draining, memory_order_relaxed))
         why = "draining";
@@ -27,7 +29,10 @@ static int readyz(struct http_request *req, struct http_response *res, void *arg
         http_response_status(res, 503);
         n = snprintf(body, sizeof body, "{\"status\":\"unavailable\",\"reason\":\"%s\"}", why);
     } else {
-        n = snprintf(body, sizeof body, "{\"status\":\"ready\",\"workers_ready\":%u}", ready);
+        /* Calls run without Redis (writes are held), so the node stays in rotation; the body
+         * says Redis is degraded for whoever watches. */
+        n = snprintf(body, sizeof body, "{\"status\":\"ready\",\"workers_ready\":%u,\"redis\":\"%s\"}",
+                     ready, redis_down ? "degraded" : "ok");
     }
     /* A draining worker of an old generation still answers, but says the node is fine only
      * if a ready worker exists: new connections go to that one. */
@@ -68,6 +73,16 @@ static const struct metric metrics[] = {
      SLOT_U64(ring_fill_bytes)},
     {"voicebridge_ring_fill_max_bytes", "gauge", "Bytes waiting in the fullest single ring.",
      SLOT_U64(ring_fill_max)},
+    {"voicebridge_redis_connected", "gauge",
+     "1 while the worker's Redis connection is up; 0: degraded, writes held.",
+     SLOT_U64(redis_connected)},
+    {"voicebridge_redis_pending_writes", "gauge",
+     "Redis writes held or not yet answered (flushed in order on reconnect).",
+     SLOT_U64(redis_pending)},
+    {"voicebridge_redis_dropped_writes_total", "counter",
+     "Redis writes dropped because the bounded queue was full.", SLOT_U64(redis_dropped)},
+    {"voicebridge_redis_reconnects_total", "counter", "Redis connections re-established.",
+     SLOT_U64(redis_reconnects)},
     {"voicebridge_calls_stalled", "gauge",
      "Live calls whose ring consumer has stopped moving (see the master's log).",
      SLOT_U64(stalled_calls)},

@@ -21,6 +21,7 @@ int thread_queue_init(struct thread_queue *q, uv_loop_t *loop, unsigned limit,
     q->count = 0;
     q->limit = limit;
     q->dropped = 0;
+    q->closed = 0;
     q->on_ready = on_ready;
     q->on_closed = NULL;
     rc = uv_async_init(loop, &q->async, on_async);
@@ -36,6 +37,10 @@ int thread_queue_push(struct thread_queue *q, struct tq_node *n)
 {
     n->next = NULL;
     pthread_mutex_lock(&q->lock);
+    if (q->closed) {
+        pthread_mutex_unlock(&q->lock);
+        return -EPIPE;
+    }
     if (q->count >= q->limit) {
         q->dropped++;
         pthread_mutex_unlock(&q->lock);
@@ -47,8 +52,9 @@ int thread_queue_push(struct thread_queue *q, struct tq_node *n)
         q->head = n;
     q->tail = n;
     q->count++;
-    pthread_mutex_unlock(&q->lock);
+    /* Under the lock: close cannot slip in between, so the handle is never woken once closed. */
     uv_async_send(&q->async);
+    pthread_mutex_unlock(&q->lock);
     return 0;
 }
 
@@ -65,7 +71,8 @@ struct tq_node *thread_queue_take(struct thread_queue *q)
 static void on_async_closed(uv_handle_t *h)
 {
     struct thread_queue *q = h->data;
-    pthread_mutex_destroy(&q->lock);
+    /* The mutex stays: a late push still takes it to learn the queue is closed (a Linux mutex
+     * holds no resources, so not destroying it leaks nothing). */
     if (q->on_closed)
         q->on_closed(q);
 }
@@ -73,5 +80,8 @@ static void on_async_closed(uv_handle_t *h)
 void thread_queue_close(struct thread_queue *q, void (*on_closed)(struct thread_queue *q))
 {
     q->on_closed = on_closed;
+    pthread_mutex_lock(&q->lock);
+    q->closed = 1;
+    pthread_mutex_unlock(&q->lock);
     uv_close((uv_handle_t *)&q->async, on_async_closed);
 }

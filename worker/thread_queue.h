@@ -22,6 +22,7 @@ struct thread_queue {
     unsigned count;
     unsigned limit;
     uint64_t dropped; /* pushes refused because the queue was full */
+    int closed;       /* thread_queue_close has run: pushes are refused */
     void (*on_ready)(struct thread_queue *q);
     void (*on_closed)(struct thread_queue *q);
 };
@@ -32,7 +33,9 @@ int thread_queue_init(struct thread_queue *q, uv_loop_t *loop, unsigned limit,
                       void (*on_ready)(struct thread_queue *q));
 
 /* Any thread: appends n. Returns 0, or -ENOBUFS if the queue is full (n stays the caller's,
- * and the refusal is counted in q->dropped). */
+ * and the refusal is counted in q->dropped), or -EPIPE once the consumer has closed the queue
+ * (n stays the caller's; the async handle is not touched, so this is safe until q's memory is
+ * freed). */
 int thread_queue_push(struct thread_queue *q, struct tq_node *n);
 
 /* Consumer's loop: detaches and returns everything queued, oldest first (NULL if empty).
@@ -40,8 +43,8 @@ int thread_queue_push(struct thread_queue *q, struct tq_node *n);
 struct tq_node *thread_queue_take(struct thread_queue *q);
 
 /* Consumer's loop: closes the async handle; on_closed (may be NULL) runs from the close
- * callback, when q may be freed. Call it only once no producer can push any more (their threads
- * joined), since a push wakes the async. Nodes still queued are the caller's to take first. */
+ * callback. Pushes from then on get -EPIPE. q's memory may be freed once no producer can call
+ * push any more. Nodes still queued are the caller's to take (after close too). */
 void thread_queue_close(struct thread_queue *q, void (*on_closed)(struct thread_queue *q));
 
 #endif

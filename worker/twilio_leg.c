@@ -2,6 +2,7 @@
  * order Twilio follows (connected, start, then media/mark/dtmf, then stop) and answers anything
  * else with a close code and reason: 1007 for undecodable data (bad JSON, bad base64), 1008 for
  * messages out of order or for another stream, 1009 for oversized messages (the ws layer). */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,17 @@ static void tw_on_open(struct ws *ws)
     (void)ws;
 }
 
+/* The customParameters as a JSON object, for the worker's call record (NULL: out of memory). */
+static char *params_json(const struct twilio_start *st)
+{
+    json_t *o = json_object();
+    for (unsigned i = 0; o && i < st->n_params; i++)
+        json_object_set_new(o, st->params[i].name, json_string(st->params[i].value));
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return s;
+}
+
 static void on_start(struct call *c, const struct twilio_start *st)
 {
     c->start = *st;
@@ -35,7 +47,9 @@ static void on_start(struct call *c, const struct twilio_start *st)
             dir = st->params[i].value;
     log_info("media stream started: stream %s, %s, %u parameters", st->stream_sid, dir,
              st->n_params);
-    call_post(c, CALL_EV_STARTED, dir, NULL);
+    char *params = params_json(st);
+    call_post(c, CALL_EV_STARTED, dir, params);
+    free(params);
     if (c->oa_state == OA_OPEN)
         openai_leg_configure(c);
 }

@@ -223,3 +223,25 @@ int twiml_say_hangup(const char *say, char *out_buf, size_t cap, size_t *out_len
     *out_len = o.len;
     return 0;
 }
+
+int twiml_dial(const char *number, char *out_buf, size_t cap, size_t *out_len)
+{
+    size_t n = strlen(number);
+    if (n < 2 || n > 16 || number[0] != '+')
+        return -EINVAL;
+    for (size_t i = 1; i < n; i++)
+        if (number[i] < '0' || number[i] > '9')
+            return -EINVAL;
+    if (cap == 0)
+        return -ENOSPC;
+    struct out o = {out_buf, cap, 0, 0};
+    puts_(&o, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Dial>");
+    puts_(&o, number); /* '+' and digits: nothing to escape */
+    puts_(&o, "</Dial></Response>");
+    if (o.err != 0) {
+        out_buf[0] = '\0';
+        return o.err;
+    }
+    *out_len = o.len;
+    return 0;
+}

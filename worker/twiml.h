@@ -39,6 +39,10 @@ int twiml_connect_stream(const char *public_base_url, const char *action_url,
  * say NULL: just hang up. Returns 0, -EILSEQ (say not XML-safe text) or -ENOSPC. */
 int twiml_say_hangup(const char *say, char *out, size_t cap, size_t *out_len);
 
+/* <Response><Dial>number</Dial></Response>: a transferred call's stream has ended. number is
+ * "+" and 1-15 digits. Returns 0, -EINVAL (not such a number) or -ENOSPC. */
+int twiml_dial(const char *number, char *out, size_t cap, size_t *out_len);
+
 /* Bytes of value that fit beside name under TWIML_PARAM_LIMIT, cut at a UTF-8 character
  * boundary: for optional display fields (contactName, businessName) that may be shortened
  * rather than refused. */

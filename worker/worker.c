@@ -18,10 +18,13 @@
 #include "common/tls.h"
 #include "common/ws.h"
 #include "dsp/resample.h"
+#include "worker/api_control.h"
 #include "worker/call_pair.h"
+#include "worker/call_store.h"
 #include "worker/http_endpoints.h"
 #include "worker/http_server.h"
 #include "worker/node_status.h"
+#include "worker/redis_client.h"
 
 #define WORKER_EVENT_QUEUE 4096
 #define WORKER_TICK_MS 1000     /* scoreboard totals refresh */
@@ -55,6 +58,7 @@ struct worker {
     uint64_t refused; /* media streams turned away (full or draining) */
     struct call_stats retired; /* sums over the calls that ended */
     int draining, finished;
+    struct call_store *store; /* Redis: records, sessions, control (worker/call_store.h) */
 };
 
 /* Twilio asks what to play once a stream has ended: the apology if that call's AI side failed.
@@ -166,6 +170,13 @@ static void publish_totals(struct worker *w)
     sb_store(&s->active_calls, w->live_calls);
     if (w->server)
         sb_store(&s->http_requests, http_server_stats(w->server)->requests);
+    const struct redis_client_stats *rs = w->store ? call_store_redis_stats(w->store) : NULL;
+    if (rs) {
+        sb_store(&s->redis_connected, rs->connected != 0);
+        sb_store(&s->redis_pending, rs->pending);
+        sb_store(&s->redis_dropped, rs->dropped);
+        sb_store(&s->redis_reconnects, rs->reconnects);
+    }
 }
 
 static void on_tick(uv_timer_t *t)
@@ -203,6 +214,7 @@ static void on_events(struct thread_queue *q)
     while (n) {
         struct call_event *ev = (struct call_event *)n;
         n = n->next;
+        call_store_event(w->store, ev); /* Redis: before the ENDED join below */
         switch (ev->type) {
         case CALL_EV_STARTED: {
             log_info("call %llu started: %s %s (stream %s)", (unsigned long long)ev->serial,
@@ -223,6 +235,7 @@ static void on_events(struct thread_queue *q)
             log_info("tool %s %s: %s", ev->call_sid, ev->role, ev->text ? ev->text : "");
             break;
         case CALL_EV_BARGE_IN:
+        case CALL_EV_CONTROL:
             break;
         case CALL_EV_AI_FAILED:
             scoreboard_failed_add(w->board.hdr, ev->call_id);
@@ -263,6 +276,8 @@ static void worker_finish(struct worker *w)
     if (w->events_open)
         thread_queue_close(&w->events, NULL);
     w->events_open = 0;
+    call_store_close(w->store); /* Redis connections and timers */
+    w->store = NULL;
     if (w->chan_open)
         close_handle((uv_handle_t *)&w->chan_poll);
     close_handle((uv_handle_t *)&w->sigint);
@@ -388,7 +403,17 @@ static int worker_setup(struct worker *w)
     w->endpoints.stream_ended_say = stream_ended_say;
     w->endpoints.stream_ended_arg = w;
     w->status.board = w->board.hdr;
-    if ((rc = http_endpoints_register(&w->router, &w->endpoints)) != 0 ||
+    /* Redis names the worker by its scoreboard slot: unique on the node even while two
+     * generations (each with a worker 0) overlap during a reload. */
+    if ((rc = call_store_new(w->loop, cfg, w->opts.slot, &w->store)) != 0) {
+        log_error("redis client: %s", strerror(-rc));
+        return rc;
+    }
+    w->endpoints.stream_ended_async = api_control_stream_ended;
+    w->endpoints.stream_ended_async_arg = w->store;
+    if ((rc = api_control_register(&w->router, w->store, NULL /* JWT guard: auth issue */,
+                                   NULL)) != 0 ||
+        (rc = http_endpoints_register(&w->router, &w->endpoints)) != 0 ||
         (rc = node_status_register(&w->router, &w->status)) != 0 ||
         (rc = http_router_add(&w->router, &(struct http_route){
                                               .pattern = "/api/voice-calls/media-stream",

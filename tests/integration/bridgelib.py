@@ -219,6 +219,9 @@ class Bridge:
             "public_url": f"http://127.0.0.1:{self.port}",
             "pid_file": os.path.join(tmp, f"{name}.pid"),
             "drain_timeout_s": 10,
+            # A port nobody listens on: a test never writes into a Redis it did not start (the
+            # Redis tests pass their own redis_url in extra).
+            "redis_url": f"redis://127.0.0.1:{free_port()}/0",
             "openai": {"url": openai_url, "transcription_model": "gpt-4o-mini-transcribe",
                        "instructions": "Test call {{callId}}."},
         }

@@ -105,6 +105,12 @@ static void check_same_config(const struct config *a, const struct config *b)
     CHECK(streq(a->redis.username, b->redis.username));
     CHECK(streq(a->redis.password, b->redis.password));
     CHECK(streq(a->redis.prefix, b->redis.prefix));
+    CHECK_EQ(a->redis.retention_s, b->redis.retention_s);
+    CHECK_EQ(a->redis.session_ttl_s, b->redis.session_ttl_s);
+    CHECK_EQ(a->redis.events_maxlen, b->redis.events_maxlen);
+    CHECK_EQ(a->redis.queue_max, b->redis.queue_max);
+    CHECK_EQ(a->redis.timeout_ms, b->redis.timeout_ms);
+    CHECK(streq(a->node_name, b->node_name));
     CHECK(streq(a->openai.url, b->openai.url));
     CHECK(streq(a->openai.model, b->openai.model));
     CHECK(streq(a->openai.voice, b->openai.voice));
@@ -158,6 +164,12 @@ TEST(config_defaults)
     CHECK_EQ(c.redis.db, 0);
     CHECK(c.redis.username == NULL && c.redis.password == NULL);
     CHECK(strcmp(c.redis.prefix, "vb:") == 0);
+    CHECK_EQ(c.redis.retention_s, 2592000);
+    CHECK_EQ(c.redis.session_ttl_s, 60);
+    CHECK_EQ(c.redis.events_maxlen, 100000);
+    CHECK_EQ(c.redis.queue_max, 100000);
+    CHECK_EQ(c.redis.timeout_ms, 3000);
+    CHECK(c.node_name == NULL);
     CHECK(strcmp(c.openai.url, "wss://api.openai.com/v1/realtime") == 0);
     CHECK(strcmp(c.openai.model, "gpt-realtime") == 0);
     CHECK(strcmp(c.openai.voice, "alloy") == 0);
@@ -612,6 +624,29 @@ TEST(config_ranges_and_values)
     CHECK_EQ(c.log_level, LOG_WARN);
     CHECK_EQ(c.workers, 1024);
     CHECK_EQ(c.max_calls_per_worker, 100000);
+    config_free(&c);
+}
+
+TEST(config_redis_keys)
+{
+    env_clear();
+    EXPECT_ERROR("{\"redis_retention_s\": 59}", "redis_retention_s: must be between 60 and");
+    EXPECT_ERROR("{\"redis_session_ttl_s\": 2}", "redis_session_ttl_s: must be between 3 and");
+    EXPECT_ERROR("{\"redis_events_maxlen\": 10}", "redis_events_maxlen: must be between 100");
+    EXPECT_ERROR("{\"redis_queue_max\": 0}", "redis_queue_max: must be between 16 and");
+    EXPECT_ERROR("{\"redis_timeout_ms\": 50}", "redis_timeout_ms: must be between 100 and");
+    EXPECT_ERROR("{\"node_name\": \"a b\"}", "node_name: \"a b\" is not a node name");
+    EXPECT_ERROR("{\"node_name\": \"\"}", "node_name: \"\" is not a node name");
+    EXPECT_ERROR("{\"node_name\": \"n:1\"}", "node_name: \"n:1\" is not a node name");
+    struct config c = LOAD_OK("{\"redis_retention_s\": 3600, \"redis_session_ttl_s\": 9, "
+                              "\"redis_events_maxlen\": 500, \"redis_queue_max\": 16, "
+                              "\"redis_timeout_ms\": 250, \"node_name\": \"node-a.1_x\"}");
+    CHECK_EQ(c.redis.retention_s, 3600);
+    CHECK_EQ(c.redis.session_ttl_s, 9);
+    CHECK_EQ(c.redis.events_maxlen, 500);
+    CHECK_EQ(c.redis.queue_max, 16);
+    CHECK_EQ(c.redis.timeout_ms, 250);
+    CHECK(strcmp(c.node_name, "node-a.1_x") == 0);
     config_free(&c);
 }
 

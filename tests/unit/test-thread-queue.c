@@ -101,3 +101,22 @@ TEST(thread_queue_bounds_and_counts_drops)
     CHECK_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
     CHECK_EQ(uv_loop_close(&loop), 0);
 }
+
+/* A push after close is refused without touching the closed handle (the main loop may still
+ * hold a call that is ending): even after the loop itself is gone. */
+TEST(thread_queue_push_after_close_is_refused)
+{
+    uv_loop_t loop;
+    CHECK_EQ(uv_loop_init(&loop), 0);
+    struct thread_queue q;
+    CHECK_EQ(thread_queue_init(&q, &loop, 4, never), 0);
+    struct item a, b;
+    CHECK_EQ(thread_queue_push(&q, &a.node), 0);
+    thread_queue_close(&q, NULL);
+    CHECK_EQ(thread_queue_push(&q, &b.node), -EPIPE);
+    CHECK_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK_EQ(uv_loop_close(&loop), 0);
+    CHECK_EQ(thread_queue_push(&q, &b.node), -EPIPE);
+    CHECK(thread_queue_take(&q) == &a.node); /* what was queued before close is still there */
+    CHECK_EQ(q.dropped, 0);
+}

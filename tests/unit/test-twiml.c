@@ -218,3 +218,17 @@ TEST(twiml_connect_action_and_say_hangup)
     CHECK_EQ(twiml_say_hangup("bad \x01", out, sizeof out, &len), -EILSEQ);
     CHECK_EQ(twiml_say_hangup("x", out, 20, &len), -ENOSPC);
 }
+
+TEST(twiml_dial)
+{
+    char out[256];
+    size_t len;
+    CHECK_EQ(twiml_dial("+15551234567", out, sizeof out, &len), 0);
+    CHECK(strcmp(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Dial>+15551234567"
+                      "</Dial></Response>") == 0);
+    CHECK_EQ(len, strlen(out));
+    CHECK_EQ(twiml_dial("15551234567", out, sizeof out, &len), -EINVAL);
+    CHECK_EQ(twiml_dial("+1555<Hangup/>", out, sizeof out, &len), -EINVAL);
+    CHECK_EQ(twiml_dial("+12345678901234567", out, sizeof out, &len), -EINVAL);
+    CHECK_EQ(twiml_dial("+15551234567", out, 20, &len), -ENOSPC);
+}
