@@ -1,7 +1,7 @@
 # voicebridge — one non-recursive Makefile.
 #   make            build/voicebridge and build/libvoicebridge.a
 #   make test       deps, build, unit tests, sanitizer passes; ends with "N passed, N failed"
-#   make bench      DSP micro-benchmarks -> build/bench.json
+#   make bench      DSP micro-benchmarks, then the load runs (tests/load/) -> build/bench.json
 #   make fuzz       libFuzzer targets, each run for FUZZ_SECONDS
 #   make deps       install missing Debian packages (apt-get when root)
 #   SAN=address,undefined or SAN=thread builds into build/san-<name>/.
@@ -51,6 +51,11 @@ BENCH_SRC := $(sort $(wildcard tests/bench/*.c))
 BENCH_OBJ := $(BENCH_SRC:%.c=$(B)/%.o) $(TESTLIB_OBJ)
 BENCH_BIN := $(B)/bench/bench-dsp
 
+# The load generator behind `make bench` (tests/load/run-bench drives it).
+LOAD_SRC := $(sort $(wildcard tests/load/*.c))
+LOAD_OBJ := $(LOAD_SRC:%.c=$(B)/%.o) $(TESTLIB_OBJ)
+LOAD_BIN := $(B)/load/loadgen
+
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz-*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 20
@@ -85,6 +90,10 @@ $(BENCH_BIN): $(BENCH_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lsoxr -lspeexdsp -o $@
 
+$(LOAD_BIN): $(LOAD_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 unit: $(UNIT_BIN) $(BIN)
 
 deps:
@@ -94,8 +103,9 @@ test: deps
 	@tests/run-all.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory $(BENCH_BIN)
+	@$(MAKE) --no-print-directory $(BENCH_BIN) $(BIN) $(LOAD_BIN)
 	@$(BENCH_BIN) build/bench.json
+	@tests/load/run-bench build/bench.json
 
 # Fuzz targets are built by clang with libFuzzer in their own folder.
 fuzz: deps
@@ -117,4 +127,4 @@ format:
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(sort $(UNIT_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)) $(B)/master/main.d
+-include $(LIB_OBJ:.o=.d) $(sort $(UNIT_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(LOAD_OBJ:.o=.d)) $(B)/master/main.d
