@@ -55,6 +55,8 @@ static const struct metric metrics[] = {
      "Media streams turned away: worker full or draining.", SLOT_U64(calls_refused)},
     {"voicebridge_connections_total", "counter", "Connections the master passed to the worker.",
      SLOT_U64(received)},
+    {"voicebridge_http_requests_total", "counter", "HTTP requests the worker answered.",
+     SLOT_U64(http_requests)},
     {"voicebridge_errors_total", "counter", "Calls that failed or bad input that was refused.",
      SLOT_U64(errors)},
     {"voicebridge_frames_in_total", "counter", "20 ms caller audio frames received from Twilio.",

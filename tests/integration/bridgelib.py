@@ -194,6 +194,82 @@ class Fake:
 
 
 # ------------------------------------------------------------------------------------------------
+# A real redis-server and a minimal RESP client (no Python redis module on the test host).
+
+class Redis:
+    def __init__(self, procs, tmp):
+        self.procs, self.tmp = procs, tmp
+        self.port = free_port()
+        self.dir = os.path.join(tmp, "redis")
+        os.makedirs(self.dir, exist_ok=True)
+        self.proc = None
+
+    async def start(self):
+        # Every write on disk before it is answered: a kill loses nothing already answered.
+        self.proc = self.procs.spawn(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
+             "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+             "--protected-mode", "no"], os.path.join(self.tmp, "redis.log"))
+        ok = await wait_until(self.ping, 10)
+        if not ok:
+            raise RuntimeError("redis-server did not start")
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def ping(self):
+        try:
+            return self.cmd("PING") == "PONG"
+        except OSError:
+            return False
+
+    def cmd(self, *args):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            out = b"*%d\r\n" % len(args)
+            for a in args:
+                a = a if isinstance(a, bytes) else str(a).encode()
+                out += b"$%d\r\n%s\r\n" % (len(a), a)
+            s.sendall(out)
+            f = s.makefile("rb")
+            return self._read(f)
+
+    def _read(self, f):
+        line = f.readline()
+        if not line:
+            raise OSError("redis closed the connection")
+        t, rest = line[:1], line[1:-2]
+        if t == b"+":
+            return rest.decode()
+        if t == b"-":
+            raise RuntimeError(rest.decode())
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = f.read(n + 2)[:-2]
+            return data.decode("utf-8", "replace")
+        if t == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._read(f) for _ in range(n)]
+        raise OSError(f"bad RESP {line!r}")
+
+    def hgetall(self, key):
+        r = self.cmd("HGETALL", key) or []
+        return dict(zip(r[0::2], r[1::2]))
+
+    def events(self, call_id=None):
+        out = []
+        for _id, fields in self.cmd("XRANGE", "vb:events", "-", "+") or []:
+            e = dict(zip(fields[0::2], fields[1::2]))
+            if call_id is None or e.get("call_id") == call_id:
+                out.append(e)
+        return out
+
+
+# ------------------------------------------------------------------------------------------------
 # voicebridge.
 
 RE_PID = re.compile(r"\[(\d+)\] ")
