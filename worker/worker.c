@@ -19,6 +19,7 @@
 #include "worker/call_pair.h"
 #include "worker/http_endpoints.h"
 #include "worker/http_server.h"
+#include "worker/twilio_callbacks_api.h"
 
 #define WORKER_EVENT_QUEUE 4096
 #define WORKER_FAILED_CALLS 256 /* recent calls whose AI side failed, for the apology */
@@ -28,6 +29,7 @@ struct worker {
     uv_loop_t *loop;
     struct http_router router;
     struct http_endpoints endpoints;
+    struct twilio_callbacks_api twilio_callbacks; /* hooks: the call store (lead wires) */
     struct http_server *servers[CONFIG_LISTEN_MAX];
     size_t n_servers;
     struct thread_queue events;
@@ -256,6 +258,7 @@ int worker_run(const struct config *cfg)
     if (!cfg->public_url)
         log_warn("public_url is not set: TwiML will point Twilio at %s", w.endpoints.public_url);
     if ((rc = http_endpoints_register(&w.router, &w.endpoints)) != 0 ||
+        (rc = twilio_callbacks_api_register(&w.router, &w.twilio_callbacks)) != 0 ||
         (rc = http_router_add(&w.router, &(struct http_route){
                                              .pattern = "/api/voice-calls/media-stream",
                                              .upgrade = on_media_stream, .arg = &w})) != 0) {
