@@ -199,6 +199,26 @@ static void classify(const struct http_client_response *res, struct twilio_rest_
     json_decref(root);
 }
 
+/* Twilio's messages quote the numbers they refuse ("Invalid 'To' Phone Number: +3461..."):
+ * logs keep the first three digits of any run of six or more and mask the rest. */
+static void mask_numbers(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; in[i] != '\0' && o + 1 < cap;) {
+        size_t run = 0;
+        while (in[i + run] >= '0' && in[i + run] <= '9')
+            run++;
+        if (run == 0) {
+            out[o++] = in[i++];
+            continue;
+        }
+        for (size_t k = 0; k < run && o + 1 < cap; k++)
+            out[o++] = run >= 6 && k >= 3 ? 'X' : in[i + k];
+        i += run;
+    }
+    out[o] = '\0';
+}
+
 static void on_done(void *arg, const struct http_client_response *res)
 {
     struct pending *p = arg;
@@ -223,10 +243,13 @@ static void on_done(void *arg, const struct http_client_response *res)
     }
     if (r.outcome != TWILIO_REST_OK && r.outcome != TWILIO_REST_GONE) {
         tr->failures++;
-        if (r.outcome != TWILIO_REST_CANCELED)
+        if (r.outcome != TWILIO_REST_CANCELED) {
+            char masked[HTTP_CLIENT_MESSAGE_MAX];
+            mask_numbers(r.message, masked, sizeof masked);
             log_warn("twilio: %s %s: HTTP %d code %ld: %s",
                      p->op == OP_CREATE ? "create call" : p->op == OP_HANGUP ? "hang up" : "redirect",
-                     twilio_rest_outcome_name(r.outcome), r.http_status, r.code, r.message);
+                     twilio_rest_outcome_name(r.outcome), r.http_status, r.code, masked);
+        }
     }
     twilio_rest_done_fn *done = p->done;
     void *done_arg = p->arg;
