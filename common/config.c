@@ -344,6 +344,16 @@ static int check_tool_name(char *s, char *why, size_t n)
     return check_name(s, "function name", why, n);
 }
 
+/* Twilio's MachineDetection values (protocols.md §3.2), spelled as Twilio spells them. */
+static int check_machine_detection(char *s, char *why, size_t n)
+{
+    char q[80];
+    if (strcmp(s, "Enable") != 0 && strcmp(s, "DetectMessageEnd") != 0)
+        return fail(why, n, "%s is not one of Enable, DetectMessageEnd (or null)",
+                    quoted(q, sizeof q, s));
+    return 0;
+}
+
 static int check_nonempty(char *s, char *why, size_t n)
 {
     return s[0] == '\0' ? fail(why, n, "must not be empty (use null for none)") : 0;
@@ -814,6 +824,8 @@ static const struct config_key config_keys[] = {
     SECTION("twilio", 0),
     STRING("twilio.api_url", twilio.api_url, "\"https://api.twilio.com\"", check_http_base, 0),
     BOOLEAN("twilio.validate_signatures", twilio.validate_signatures, "true"),
+    STRING("twilio.machine_detection", twilio.machine_detection, NULL, check_machine_detection,
+           KEY_NULLABLE),
     SECTION("bridge", 0),
     INTEGER("bridge.pacing_lead_ms", bridge.pacing_lead_ms, "100", 20, 2000),
     INTEGER("bridge.mark_interval_ms", bridge.mark_interval_ms, "1000", 20, 10000),

@@ -71,6 +71,8 @@ struct config {
     struct config_twilio {
         char *api_url; /* "http(s)://host[:port]", no trailing slash */
         bool validate_signatures;
+        char *machine_detection; /* "Enable" or "DetectMessageEnd"; NULL: no answering-machine
+                                    detection on outbound calls */
         char *account_sid;  /* TWILIO_ACCOUNT_SID; NULL: not set */
         char *auth_token;   /* TWILIO_AUTH_TOKEN, secret; NULL: not set */
         char *phone_number; /* TWILIO_PHONE_NUMBER, E.164; NULL: not set */

@@ -25,6 +25,7 @@
 #include "worker/http_server.h"
 #include "worker/node_status.h"
 #include "worker/redis_client.h"
+#include "worker/twilio_callbacks_api.h"
 
 #define WORKER_EVENT_QUEUE 4096
 #define WORKER_TICK_MS 1000     /* scoreboard totals refresh */
@@ -37,6 +38,7 @@ struct worker {
     struct http_router router;
     struct http_endpoints endpoints;
     struct node_status status;
+    struct twilio_callbacks_api twilio_callbacks; /* hooks: the call store */
     struct http_server *server;
     struct thread_queue events;
     struct call_pair_host host;
@@ -414,6 +416,7 @@ static int worker_setup(struct worker *w)
     if ((rc = api_control_register(&w->router, w->store, NULL /* JWT guard: auth issue */,
                                    NULL)) != 0 ||
         (rc = http_endpoints_register(&w->router, &w->endpoints)) != 0 ||
+        (rc = twilio_callbacks_api_register(&w->router, &w->twilio_callbacks)) != 0 ||
         (rc = node_status_register(&w->router, &w->status)) != 0 ||
         (rc = http_router_add(&w->router, &(struct http_route){
                                               .pattern = "/api/voice-calls/media-stream",

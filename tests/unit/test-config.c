@@ -605,6 +605,8 @@ TEST(config_ranges_and_values)
     EXPECT_ERROR("{\"openai\": {\"transcription_model\": \"a&b\"}}",
                  "openai.transcription_model: \"a&b\" is not a model name");
     EXPECT_ERROR("{\"openai\": {\"apology\": \"\"}}", "openai.apology: must not be empty");
+    EXPECT_ERROR("{\"twilio\": {\"machine_detection\": \"enable\"}}",
+                 "twilio.machine_detection: \"enable\" is not one of Enable, DetectMessageEnd");
     EXPECT_ERROR("{\"pid_file\": \"\"}", "pid_file: must not be empty");
     EXPECT_ERROR("{\"log_file\": \"a\\nb\"}", "log_file: contains a control character");
     EXPECT_ERROR("{\"redis_prefix\": \"vb :\"}", "redis_prefix: may hold only visible ASCII");
@@ -624,6 +626,13 @@ TEST(config_ranges_and_values)
     CHECK_EQ(c.log_level, LOG_WARN);
     CHECK_EQ(c.workers, 1024);
     CHECK_EQ(c.max_calls_per_worker, 100000);
+    config_free(&c);
+    c = LOAD_OK("{\"twilio\": {\"machine_detection\": \"DetectMessageEnd\"}}");
+    CHECK(c.twilio.machine_detection != NULL &&
+          strcmp(c.twilio.machine_detection, "DetectMessageEnd") == 0);
+    config_free(&c);
+    c = LOAD_OK("{\"twilio\": {\"machine_detection\": null}}");
+    CHECK(c.twilio.machine_detection == NULL);
     config_free(&c);
 }
 
