@@ -797,6 +797,16 @@ static const struct config_key config_keys[] = {
     SECTION("twilio", 0),
     STRING("twilio.api_url", twilio.api_url, "\"https://api.twilio.com\"", check_http_base, 0),
     BOOLEAN("twilio.validate_signatures", twilio.validate_signatures, "true"),
+    INTEGER("twilio.stream_token_ttl_s", twilio.stream_token_ttl_s, "300", 10, 86400),
+    SECTION("auth", 0),
+    INTEGER("auth.jwt_leeway_s", auth.jwt_leeway_s, "30", 0, 600),
+    BOOLEAN("auth.jwt_require_exp", auth.jwt_require_exp, "true"),
+    SECTION("rate_limit", 0),
+    INTEGER("rate_limit.user_per_minute", rate_limit.user_per_minute, "10", 1, 1000000),
+    INTEGER("rate_limit.user_burst", rate_limit.user_burst, "5", 1, 1000000),
+    INTEGER("rate_limit.global_per_minute", rate_limit.global_per_minute, "600", 1, 10000000),
+    INTEGER("rate_limit.global_burst", rate_limit.global_burst, "50", 1, 10000000),
+    INTEGER("rate_limit.max_users", rate_limit.max_users, "10000", 16, 1000000),
     SECTION("bridge", 0),
     INTEGER("bridge.pacing_lead_ms", bridge.pacing_lead_ms, "100", 20, 2000),
     INTEGER("bridge.mark_interval_ms", bridge.mark_interval_ms, "1000", 20, 10000),
@@ -1153,7 +1163,11 @@ size_t config_warnings(const struct config *c, const char *out[], size_t max)
     WARN_IF(!c->twilio.validate_signatures,
             "twilio.validate_signatures is false: requests are not checked to come from Twilio");
     WARN_IF(c->twilio.validate_signatures && c->twilio.auth_token == NULL,
-            "TWILIO_AUTH_TOKEN is not set: Twilio signatures cannot be checked");
+            "TWILIO_AUTH_TOKEN is not set while twilio.validate_signatures is on: Twilio "
+            "signatures cannot be checked, and serving will refuse to start");
+    WARN_IF(c->twilio.validate_signatures && c->public_url == NULL,
+            "public_url is not set while twilio.validate_signatures is on: the URL Twilio signs "
+            "cannot be rebuilt, and serving will refuse to start");
     WARN_IF(c->twilio.account_sid == NULL || c->twilio.auth_token == NULL ||
                 c->twilio.phone_number == NULL,
             "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN or TWILIO_PHONE_NUMBER is not set: "

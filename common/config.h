@@ -67,7 +67,21 @@ struct config {
         char *account_sid;  /* TWILIO_ACCOUNT_SID; NULL: not set */
         char *auth_token;   /* TWILIO_AUTH_TOKEN, secret; NULL: not set */
         char *phone_number; /* TWILIO_PHONE_NUMBER, E.164; NULL: not set */
+        unsigned stream_token_ttl_s; /* how long the TwiML's stream token stays valid */
     } twilio;
+
+    struct config_auth {
+        unsigned jwt_leeway_s; /* clock skew allowed on exp and nbf */
+        bool jwt_require_exp;  /* refuse tokens without exp */
+    } auth;
+
+    struct config_rate_limit {
+        unsigned user_per_minute; /* calls one user may create per minute (sustained) */
+        unsigned user_burst;      /* ...and at once */
+        unsigned global_per_minute;
+        unsigned global_burst;
+        unsigned max_users; /* users tracked; the least recently seen is forgotten first */
+    } rate_limit;
 
     struct config_bridge {
         unsigned pacing_lead_ms;

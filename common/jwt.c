@@ -128,18 +128,18 @@ static int check_header(const char *h, size_t n, const char **why)
 {
     struct json_tok t[32];
     if (json_scan(h, n, t, 32) < 1 || t[0].type != JTOK_OBJECT)
-        return fail(why, "header is not a JSON object", -EINVAL);
+        return fail(why, "token header is not a JSON object", -EINVAL);
     int alg = member(h, t, "alg");
     if (alg == -2)
-        return fail(why, "header names alg twice", -EINVAL);
+        return fail(why, "token header names alg twice", -EINVAL);
     if (alg < 0 || !json_str_eq(h, t, alg, "HS256"))
-        return fail(why, "algorithm is not HS256", -ENOTSUP);
+        return fail(why, "token algorithm is not HS256", -ENOTSUP);
     int crit = member(h, t, "crit");
     if (crit != -1)
-        return fail(why, "header has crit extensions", -EINVAL);
+        return fail(why, "token header has crit extensions", -EINVAL);
     int typ = member(h, t, "typ");
     if (typ == -2 || (typ >= 0 && t[typ].type != JTOK_STRING))
-        return fail(why, "header typ is malformed", -EINVAL);
+        return fail(why, "token header typ is malformed", -EINVAL);
     return 0;
 }
 
@@ -151,7 +151,7 @@ static int read_date(const char *p, const struct json_tok *t, const char *name, 
     if (i == -1)
         return 0;
     if (i == -2 || numeric_date(p, t, i, v) != 0)
-        return fail(why, "a time claim is duplicated or not a number", -EINVAL);
+        return fail(why, "a token time claim is duplicated or not a number", -EINVAL);
     *has = true;
     return 0;
 }
@@ -161,7 +161,7 @@ static int read_claims(const char *p, size_t n, struct jwt_claims *c, const char
     struct json_tok t[JWT_TOKENS];
     int r = json_scan(p, n, t, JWT_TOKENS);
     if (r < 1 || t[0].type != JTOK_OBJECT)
-        return fail(why, r == -E2BIG ? "too many claims" : "payload is not a JSON object",
+        return fail(why, r == -E2BIG ? "token has too many claims" : "token payload is not a JSON object",
                     -EINVAL);
     if (read_date(p, t, "exp", &c->exp, &c->has_exp, why) != 0 ||
         read_date(p, t, "nbf", &c->nbf, &c->has_nbf, why) != 0 ||
@@ -201,16 +201,16 @@ int jwt_verify(const char *token, size_t len, const struct jwt_options *opt,
     const char *dot1 = memchr(token, '.', len);
     const char *dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
     if (dot2 == NULL || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)) != NULL)
-        return fail(why, "not three dot-separated parts", -EINVAL);
+        return fail(why, "token is not three dot-separated parts", -EINVAL);
     size_t hlen = (size_t)(dot1 - token), plen = (size_t)(dot2 - dot1 - 1);
     size_t slen = len - (size_t)(dot2 + 1 - token);
     if (hlen == 0 || plen == 0 || slen == 0)
-        return fail(why, "an empty part", -EINVAL);
+        return fail(why, "token has an empty part", -EINVAL);
 
     char part[JWT_PART_MAX];
     size_t n;
     if (base64url_decode(token, hlen, (uint8_t *)part, sizeof part, &n) != 0)
-        return fail(why, "header is not base64url", -EINVAL);
+        return fail(why, "token header is not base64url", -EINVAL);
     int rc = check_header(part, n, why);
     if (rc != 0)
         return rc;
@@ -218,15 +218,15 @@ int jwt_verify(const char *token, size_t len, const struct jwt_options *opt,
     char payload[JWT_PART_MAX];
     size_t pn;
     if (base64url_decode(dot1 + 1, plen, (uint8_t *)payload, sizeof payload, &pn) != 0)
-        return fail(why, "payload is not base64url", -EINVAL);
+        return fail(why, "token payload is not base64url", -EINVAL);
 
     uint8_t sig[HMAC_SHA256_LEN + 3], mac[HMAC_SHA256_LEN];
     if (base64url_decode(dot2 + 1, slen, sig, sizeof sig, &n) != 0 || n != HMAC_SHA256_LEN)
-        return fail(why, "signature is not 32 bytes of base64url", -EINVAL);
+        return fail(why, "token signature is not 32 bytes of base64url", -EINVAL);
     if (hmac_sha256(opt->key, opt->key_len, token, (size_t)(dot2 - token), mac) != 0)
         return fail(why, "HMAC failed", -EIO);
     if (!hmac_equal(sig, mac, HMAC_SHA256_LEN))
-        return fail(why, "signature does not match", -EBADMSG);
+        return fail(why, "token signature does not match", -EBADMSG);
 
     rc = read_claims(payload, pn, out, why);
     if (rc != 0) {

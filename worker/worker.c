@@ -19,6 +19,7 @@
 #include "worker/call_pair.h"
 #include "worker/http_endpoints.h"
 #include "worker/http_server.h"
+#include "worker/security.h"
 
 #define WORKER_EVENT_QUEUE 4096
 #define WORKER_FAILED_CALLS 256 /* recent calls whose AI side failed, for the apology */
@@ -28,6 +29,7 @@ struct worker {
     uv_loop_t *loop;
     struct http_router router;
     struct http_endpoints endpoints;
+    struct worker_security sec; /* signature and JWT guards, stream tokens, call rate */
     struct http_server *servers[CONFIG_LISTEN_MAX];
     size_t n_servers;
     struct thread_queue events;
@@ -250,15 +252,20 @@ int worker_run(const struct config *cfg)
     if (!cfg->openai.api_key)
         log_warn("OPENAI_API_KEY is not set: only a local Realtime server will accept calls");
     http_router_init(&w.router);
+    if ((rc = worker_security_init(&w.sec, cfg)) != 0)
+        goto fail;
     w.endpoints.public_url = cfg->public_url ? cfg->public_url : "http://127.0.0.1";
     w.endpoints.stream_ended_say = stream_ended_say;
     w.endpoints.stream_ended_arg = &w;
+    worker_security_attach(&w.sec, &w.endpoints, cfg);
     if (!cfg->public_url)
         log_warn("public_url is not set: TwiML will point Twilio at %s", w.endpoints.public_url);
     if ((rc = http_endpoints_register(&w.router, &w.endpoints)) != 0 ||
         (rc = http_router_add(&w.router, &(struct http_route){
                                              .pattern = "/api/voice-calls/media-stream",
-                                             .upgrade = on_media_stream, .arg = &w})) != 0) {
+                                             .upgrade = on_media_stream, .arg = &w,
+                                             .guard = twilio_guard_check,
+                                             .guard_arg = &w.sec.twilio})) != 0) {
         log_error("routes: %s", strerror(-rc));
         goto fail;
     }
@@ -287,6 +294,7 @@ int worker_run(const struct config *cfg)
     rc = 0;
 fail:
     uv_loop_close(w.loop);
+    worker_security_free(&w.sec);
     tls_config_free(w.openai_tls);
     tls_config_free(w.webhook_tls);
     return rc;

@@ -120,6 +120,14 @@ static void check_same_config(const struct config *a, const struct config *b)
     CHECK(streq(a->twilio.account_sid, b->twilio.account_sid));
     CHECK(streq(a->twilio.auth_token, b->twilio.auth_token));
     CHECK(streq(a->twilio.phone_number, b->twilio.phone_number));
+    CHECK_EQ(a->twilio.stream_token_ttl_s, b->twilio.stream_token_ttl_s);
+    CHECK_EQ(a->auth.jwt_leeway_s, b->auth.jwt_leeway_s);
+    CHECK_EQ(a->auth.jwt_require_exp, b->auth.jwt_require_exp);
+    CHECK_EQ(a->rate_limit.user_per_minute, b->rate_limit.user_per_minute);
+    CHECK_EQ(a->rate_limit.user_burst, b->rate_limit.user_burst);
+    CHECK_EQ(a->rate_limit.global_per_minute, b->rate_limit.global_per_minute);
+    CHECK_EQ(a->rate_limit.global_burst, b->rate_limit.global_burst);
+    CHECK_EQ(a->rate_limit.max_users, b->rate_limit.max_users);
     CHECK_EQ(a->bridge.pacing_lead_ms, b->bridge.pacing_lead_ms);
     CHECK_EQ(a->bridge.mark_interval_ms, b->bridge.mark_interval_ms);
     CHECK_EQ(a->bridge.max_ws_message_bytes, b->bridge.max_ws_message_bytes);
@@ -790,4 +798,47 @@ TEST(config_workers_and_warnings)
     CHECK_EQ(config_warnings(&c, w, 8), 1);
     CHECK(strstr(w[0], "validate_signatures is false") != NULL);
     config_free(&c);
+}
+
+TEST(config_security_keys)
+{
+    env_clear();
+    struct config c = LOAD_OK("{}");
+    CHECK_EQ(c.twilio.stream_token_ttl_s, 300);
+    CHECK_EQ(c.auth.jwt_leeway_s, 30);
+    CHECK(c.auth.jwt_require_exp);
+    CHECK_EQ(c.rate_limit.user_per_minute, 10);
+    CHECK_EQ(c.rate_limit.user_burst, 5);
+    CHECK_EQ(c.rate_limit.global_per_minute, 600);
+    CHECK_EQ(c.rate_limit.global_burst, 50);
+    CHECK_EQ(c.rate_limit.max_users, 10000);
+    /* with checking on and neither TWILIO_AUTH_TOKEN nor public_url: both are warned about */
+    const char *w[16];
+    size_t n = config_warnings(&c, w, 16), token = 0, url = 0;
+    for (size_t i = 0; i < n && i < 16; i++) {
+        token += strstr(w[i], "TWILIO_AUTH_TOKEN is not set while") != NULL;
+        url += strstr(w[i], "public_url is not set while") != NULL;
+    }
+    CHECK_EQ(token, 1);
+    CHECK_EQ(url, 1);
+    config_free(&c);
+    c = LOAD_OK("{\"twilio\": {\"stream_token_ttl_s\": 60}, \"auth\": {\"jwt_leeway_s\": 0, "
+                "\"jwt_require_exp\": false}, \"rate_limit\": {\"user_per_minute\": 2, "
+                "\"user_burst\": 1, \"global_per_minute\": 100, \"global_burst\": 3, "
+                "\"max_users\": 16}}");
+    CHECK_EQ(c.twilio.stream_token_ttl_s, 60);
+    CHECK_EQ(c.auth.jwt_leeway_s, 0);
+    CHECK(!c.auth.jwt_require_exp);
+    CHECK_EQ(c.rate_limit.user_per_minute, 2);
+    CHECK_EQ(c.rate_limit.user_burst, 1);
+    CHECK_EQ(c.rate_limit.global_per_minute, 100);
+    CHECK_EQ(c.rate_limit.global_burst, 3);
+    CHECK_EQ(c.rate_limit.max_users, 16);
+    config_free(&c);
+    EXPECT_ERROR("{\"twilio\": {\"stream_token_ttl_s\": 5}}", "twilio.stream_token_ttl_s");
+    EXPECT_ERROR("{\"auth\": {\"jwt_leeway_s\": 601}}", "auth.jwt_leeway_s");
+    EXPECT_ERROR("{\"auth\": {\"jwt_require_exp\": 1}}", "auth.jwt_require_exp");
+    EXPECT_ERROR("{\"rate_limit\": {\"user_burst\": 0}}", "rate_limit.user_burst");
+    EXPECT_ERROR("{\"rate_limit\": {\"max_users\": 15}}", "rate_limit.max_users");
+    EXPECT_ERROR("{\"rate_limit\": {\"per_user\": 1}}", "rate_limit.per_user: unknown key");
 }
