@@ -394,9 +394,11 @@ class RawStream:
     """sign: send X-Twilio-Signature for url; start() adds a callId (call_id) and its valid
     streamToken unless the test's params name a callId themselves."""
 
-    def __init__(self, url, sign=True, call_id=None):
+    def __init__(self, url, sign=True, call_id=None, sign_url=None, auth_token=TEST_AUTH_TOKEN):
         self.url = url
         self.sign = sign
+        self.sign_url = sign_url or url   # the public URL Twilio would have signed
+        self.auth_token = auth_token
         self.call_id = call_id or "raw-" + ts.new_sid("")[:12]
         self.call_sid = ts.new_sid("CA")
         self.stream_sid = ts.new_sid("MZ")
@@ -405,7 +407,8 @@ class RawStream:
         self.ws = None
 
     async def __aenter__(self):
-        headers = [("X-Twilio-Signature", signature(self.url))] if self.sign else []
+        headers = ([("X-Twilio-Signature", signature(self.sign_url, auth_token=self.auth_token))]
+                   if self.sign else [])
         self.ws = await websockets.connect(self.url, compression=None, ping_interval=None,
                                            close_timeout=2, max_size=1 << 22, open_timeout=10,
                                            extra_headers=headers)
