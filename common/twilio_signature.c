@@ -77,6 +77,7 @@ int twilio_signature_compute(const char *token, size_t token_len, const char *ur
 struct url_parts {
     const char *scheme, *host, *port, *path, *query; /* query: from '?' (or "") */
     size_t scheme_len, host_len, port_len, path_len;
+    bool colon; /* a ':' after the host, even with no digits: kept as written */
 };
 
 static int url_cut(const char *url, struct url_parts *u)
@@ -99,6 +100,7 @@ static int url_cut(const char *url, struct url_parts *u)
     u->host_len = colon ? (size_t)(colon - a) : alen;
     u->port = colon ? colon + 1 : "";
     u->port_len = colon ? (size_t)(a + alen - colon - 1) : 0;
+    u->colon = colon != NULL;
     u->path = a + alen;
     u->path_len = strcspn(u->path, "?#");
     u->query = u->path + u->path_len;
@@ -124,14 +126,15 @@ static long url_variant(const struct url_parts *u, int port_mode, bool toggle_sl
 {
     const char *port = u->port;
     size_t port_len = u->port_len;
+    bool colon = u->colon;
     if (port_mode == 1) {
-        if (port_len == 0)
+        if (!colon)
             return -1;
-        port_len = 0;
+        port_len = 0, colon = false;
     } else if (port_mode == 2) {
-        if (u->port_len != 0 || (port = default_port(u)) == NULL)
+        if (colon || (port = default_port(u)) == NULL)
             return -1;
-        port_len = strlen(port);
+        port_len = strlen(port), colon = true;
     }
     size_t path_len = u->path_len;
     bool add_slash = false;
@@ -144,15 +147,14 @@ static long url_variant(const struct url_parts *u, int port_mode, bool toggle_sl
             return -1; /* path "/": nothing to toggle */
     }
     size_t qlen = strlen(u->query);
-    size_t need = u->scheme_len + 3 + u->host_len + (port_len ? 1 + port_len : 0) + path_len +
-                  add_slash + qlen;
+    size_t need = u->scheme_len + 3 + u->host_len + colon + port_len + path_len + add_slash + qlen;
     if (need >= cap)
         return -1;
     char *o = out;
     memcpy(o, u->scheme, u->scheme_len), o += u->scheme_len;
     memcpy(o, "://", 3), o += 3;
     memcpy(o, u->host, u->host_len), o += u->host_len;
-    if (port_len) {
+    if (colon) {
         *o++ = ':';
         memcpy(o, port, port_len), o += port_len;
     }
