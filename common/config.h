@@ -17,10 +17,15 @@
 
 enum config_audio_format { CONFIG_AUDIO_PCM16 = 0, CONFIG_AUDIO_G711_ULAW = 1 };
 
+#define CONFIG_PATH_MAX 512
+
 struct config_listen {
     char host[256]; /* "127.0.0.1", "::1" (brackets removed) or a host name to resolve */
     uint16_t port;
     int family; /* AF_INET, AF_INET6, or AF_UNSPEC for a host name */
+    /* TLS on this listener: PEM certificate chain and key files; both "" for plain TCP. */
+    char tls_cert[CONFIG_PATH_MAX];
+    char tls_key[CONFIG_PATH_MAX];
 };
 
 /* Every char * below is owned by the struct (freed by config_free) and is NULL only where the

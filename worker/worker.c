@@ -20,6 +20,7 @@
 #include "worker/http_endpoints.h"
 #include "worker/http_server.h"
 #include "worker/security.h"
+#include "worker/tls_front.h"
 
 #define WORKER_EVENT_QUEUE 4096
 #define WORKER_FAILED_CALLS 256 /* recent calls whose AI side failed, for the apology */
@@ -32,6 +33,8 @@ struct worker {
     struct worker_security sec; /* signature and JWT guards, stream tokens, call rate */
     struct http_server *servers[CONFIG_LISTEN_MAX];
     size_t n_servers;
+    struct tls_front *fronts[CONFIG_LISTEN_MAX]; /* TLS listeners, each feeding its server */
+    size_t n_fronts;
     struct thread_queue events;
     struct call_pair_host host;
     struct tls_config *openai_tls;
@@ -160,6 +163,9 @@ static void close_handle(uv_handle_t *h)
 /* The last step: everything closed, so uv_run returns. */
 static void worker_stop_listening(struct worker *w)
 {
+    for (size_t i = 0; i < w->n_fronts; i++) /* before the servers they feed */
+        tls_front_close(w->fronts[i], false, NULL, NULL); /* calls drain */
+    w->n_fronts = 0;
     for (size_t i = 0; i < w->n_servers; i++)
         if (w->servers[i])
             http_server_close(w->servers[i], on_server_closed, NULL);
@@ -217,15 +223,20 @@ static int listen_all(struct worker *w)
         }
         rc = http_server_create(w->loop, &s, &w->servers[w->n_servers]);
         if (rc == 0) {
-            w->n_servers++;
-            rc = http_server_listen(w->servers[w->n_servers - 1], res->ai_addr);
+            struct http_server *srv = w->servers[w->n_servers++];
+            if (l->tls_cert[0] == '\0') {
+                rc = http_server_listen(srv, res->ai_addr);
+            } else if ((rc = tls_front_new(&w->fronts[w->n_fronts], w->loop, srv, l->tls_cert,
+                                           l->tls_key)) == 0) {
+                rc = tls_front_listen(w->fronts[w->n_fronts++], res->ai_addr);
+            }
         }
         freeaddrinfo(res);
         if (rc != 0) {
             log_error("listen %s:%u: %s", l->host, l->port, strerror(-rc));
             return rc;
         }
-        log_info("listening on %s:%u", l->host, l->port);
+        log_info("listening on %s:%u%s", l->host, l->port, l->tls_cert[0] ? " (TLS)" : "");
     }
     return 0;
 }

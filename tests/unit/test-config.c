@@ -477,8 +477,8 @@ TEST(config_wrong_types)
     EXPECT_ERROR("{\"twilio\": {\"validate_signatures\": \"no\"}}",
                  "twilio.validate_signatures: expected a boolean (true or false), got string");
     EXPECT_ERROR("{\"listen\": \"127.0.0.1:80\"}",
-                 "listen: expected an array of \"host:port\" strings, got string");
-    EXPECT_ERROR("{\"listen\": [80]}", "listen[0]: expected a string, got number");
+                 "listen: expected an array of \"host:port\" strings or objects, got string");
+    EXPECT_ERROR("{\"listen\": [80]}", "listen[0]: expected a string or an object, got number");
     EXPECT_ERROR("{\"http\": {\"max_body_bytes\": 1.5}}",
                  "http.max_body_bytes: expected an integer, got 1.5");
     EXPECT_ERROR("{\"tools\": {\"webhook\": 3}}",
@@ -841,4 +841,42 @@ TEST(config_security_keys)
     EXPECT_ERROR("{\"rate_limit\": {\"user_burst\": 0}}", "rate_limit.user_burst");
     EXPECT_ERROR("{\"rate_limit\": {\"max_users\": 15}}", "rate_limit.max_users");
     EXPECT_ERROR("{\"rate_limit\": {\"per_user\": 1}}", "rate_limit.per_user: unknown key");
+}
+
+/* A listen entry may be an object carrying a certificate and key (TLS on that listener). */
+TEST(config_listen_tls)
+{
+    env_clear();
+    char cert[512], key[512], text[2048];
+    snprintf(cert, sizeof cert, "%s/c.pem", test_tmpdir());
+    snprintf(key, sizeof key, "%s/k.pem", test_tmpdir());
+    FILE *f = fopen(cert, "w");
+    CHECK(f != NULL && fputs("x", f) >= 0 && fclose(f) == 0);
+    f = fopen(key, "w");
+    CHECK(f != NULL && fputs("x", f) >= 0 && fclose(f) == 0);
+    snprintf(text, sizeof text,
+             "{\"listen\": [\"127.0.0.1:8080\", {\"address\": \"[::1]:8443\", \"tls_cert\": "
+             "\"%s\", \"tls_key\": \"%s\"}, {\"address\": \"127.0.0.1:9\"}]}",
+             cert, key);
+    struct config c = LOAD_OK(text);
+    CHECK_EQ(c.listen_count, 3);
+    CHECK(c.listen[0].tls_cert[0] == '\0' && c.listen[0].tls_key[0] == '\0');
+    CHECK(strcmp(c.listen[1].host, "::1") == 0 && c.listen[1].port == 8443);
+    CHECK(strcmp(c.listen[1].tls_cert, cert) == 0 && strcmp(c.listen[1].tls_key, key) == 0);
+    CHECK(c.listen[2].tls_cert[0] == '\0' && c.listen[2].port == 9);
+    config_free(&c);
+    snprintf(text, sizeof text, "{\"listen\": [{\"address\": \"127.0.0.1:1\", \"tls_cert\": \"%s\"}]}",
+             cert);
+    EXPECT_ERROR(text, "listen[0]: tls_cert and tls_key go together");
+    EXPECT_ERROR("{\"listen\": [{\"tls_cert\": \"/x\", \"tls_key\": \"/y\"}]}",
+                 "listen[0].address: is required");
+    EXPECT_ERROR("{\"listen\": [{\"address\": \"127.0.0.1:1\", \"tls_cert\": \"/nonexistent\", "
+                 "\"tls_key\": \"/nonexistent\"}]}",
+                 "listen[0].tls_cert: \"/nonexistent\": No such file or directory");
+    EXPECT_ERROR("{\"listen\": [{\"address\": \"127.0.0.1:1\", \"cert\": \"/x\"}]}",
+                 "listen[0].cert: unknown key");
+    EXPECT_ERROR("{\"listen\": [{\"address\": 8080}]}",
+                 "listen[0].address: expected a string, got number");
+    EXPECT_ERROR("{\"listen\": [{\"address\": \"127.0.0.1:0\"}]}",
+                 "listen[0].address: \"127.0.0.1:0\" has a bad port");
 }
