@@ -608,6 +608,45 @@ static int listen_parse(const char *s, struct config_listen *out, char *why, siz
 }
 
 /* Messages that start with '[' follow the key path directly: "listen[1]: ...". */
+/* {"address": "host:port", "tls_cert": FILE, "tls_key": FILE}: a listener with TLS (both files
+ * or neither). On failure why starts with ": " or "." + the member, as a key path goes on. */
+static int listen_object(const json_t *e, struct config_listen *l, char *why, size_t n)
+{
+    char prob[WHY_MAX - 64], path[CONFIG_PATH_MAX];
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)e, key, val)
+    {
+        if (strcmp(key, "address") != 0 && strcmp(key, "tls_cert") != 0 &&
+            strcmp(key, "tls_key") != 0)
+            return fail(why, n, ".%.40s: unknown key (address, tls_cert, tls_key)", key);
+        if (!json_is_string(val))
+            return fail(why, n, ".%s: expected a string, got %s", key, json_kind(val));
+    }
+    const json_t *addr = json_object_get(e, "address");
+    if (addr == NULL)
+        return fail(why, n, ".address: is required");
+    if (listen_parse(json_string_value(addr), l, prob, sizeof prob) < 0)
+        return fail(why, n, ".address: %s", prob);
+    static const char *const names[] = {"tls_cert", "tls_key"};
+    char *dst[] = {l->tls_cert, l->tls_key};
+    for (int i = 0; i < 2; i++) {
+        const json_t *f = json_object_get(e, names[i]);
+        if (f == NULL)
+            continue;
+        if (json_string_length(f) >= CONFIG_PATH_MAX)
+            return fail(why, n, ".%s: longer than %d bytes", names[i], CONFIG_PATH_MAX - 1);
+        snprintf(path, sizeof path, "%s", json_string_value(f));
+        int rc = check_readable_file(path, prob, sizeof prob);
+        if (rc < 0)
+            return fail(why, n, ".%s: %s", names[i], prob);
+        snprintf(dst[i], CONFIG_PATH_MAX, "%s", path);
+    }
+    if ((l->tls_cert[0] == '\0') != (l->tls_key[0] == '\0'))
+        return fail(why, n, ": tls_cert and tls_key go together");
+    return 0;
+}
+
 static int set_listen(struct config *c, const struct config_key *k, const json_t *v, char *why,
                       size_t n)
 {
@@ -615,7 +654,8 @@ static int set_listen(struct config *c, const struct config_key *k, const json_t
     struct config_listen tmp[CONFIG_LISTEN_MAX];
     char prob[WHY_MAX - 16];
     if (!json_is_array(v))
-        return fail(why, n, "expected an array of \"host:port\" strings, got %s", json_kind(v));
+        return fail(why, n, "expected an array of \"host:port\" strings or objects, got %s",
+                    json_kind(v));
     size_t count = json_array_size(v);
     if (count == 0)
         return fail(why, n, "needs at least one address");
@@ -624,10 +664,20 @@ static int set_listen(struct config *c, const struct config_key *k, const json_t
     memset(tmp, 0, sizeof tmp);
     for (size_t i = 0; i < count; i++) {
         const json_t *e = json_array_get(v, i);
+        if (json_is_object(e)) {
+            int rc = listen_object(e, &tmp[i], prob, sizeof prob);
+            if (rc < 0) {
+                fail(why, n, "[%zu]%s", i, prob);
+                return rc;
+            }
+            goto parsed;
+        }
         if (!json_is_string(e))
-            return fail(why, n, "[%zu]: expected a string, got %s", i, json_kind(e));
+            return fail(why, n, "[%zu]: expected a string or an object, got %s", i,
+                        json_kind(e));
         if (listen_parse(json_string_value(e), &tmp[i], prob, sizeof prob) < 0)
             return fail(why, n, "[%zu]: %s", i, prob);
+    parsed:
         for (size_t j = 0; j < i; j++)
             if (tmp[j].port == tmp[i].port && strcmp(tmp[j].host, tmp[i].host) == 0)
                 return fail(why, n, "[%zu]: repeats listen[%zu]", i, j);
@@ -826,6 +876,16 @@ static const struct config_key config_keys[] = {
     BOOLEAN("twilio.validate_signatures", twilio.validate_signatures, "true"),
     STRING("twilio.machine_detection", twilio.machine_detection, NULL, check_machine_detection,
            KEY_NULLABLE),
+    INTEGER("twilio.stream_token_ttl_s", twilio.stream_token_ttl_s, "300", 10, 86400),
+    SECTION("auth", 0),
+    INTEGER("auth.jwt_leeway_s", auth.jwt_leeway_s, "30", 0, 600),
+    BOOLEAN("auth.jwt_require_exp", auth.jwt_require_exp, "true"),
+    SECTION("rate_limit", 0),
+    INTEGER("rate_limit.user_per_minute", rate_limit.user_per_minute, "10", 1, 1000000),
+    INTEGER("rate_limit.user_burst", rate_limit.user_burst, "5", 1, 1000000),
+    INTEGER("rate_limit.global_per_minute", rate_limit.global_per_minute, "600", 1, 10000000),
+    INTEGER("rate_limit.global_burst", rate_limit.global_burst, "50", 1, 10000000),
+    INTEGER("rate_limit.max_users", rate_limit.max_users, "10000", 16, 1000000),
     SECTION("bridge", 0),
     INTEGER("bridge.pacing_lead_ms", bridge.pacing_lead_ms, "100", 20, 2000),
     INTEGER("bridge.mark_interval_ms", bridge.mark_interval_ms, "1000", 20, 10000),
@@ -1182,7 +1242,11 @@ size_t config_warnings(const struct config *c, const char *out[], size_t max)
     WARN_IF(!c->twilio.validate_signatures,
             "twilio.validate_signatures is false: requests are not checked to come from Twilio");
     WARN_IF(c->twilio.validate_signatures && c->twilio.auth_token == NULL,
-            "TWILIO_AUTH_TOKEN is not set: Twilio signatures cannot be checked");
+            "TWILIO_AUTH_TOKEN is not set while twilio.validate_signatures is on: Twilio "
+            "signatures cannot be checked, and serving will refuse to start");
+    WARN_IF(c->twilio.validate_signatures && c->public_url == NULL,
+            "public_url is not set while twilio.validate_signatures is on: the URL Twilio signs "
+            "cannot be rebuilt, and serving will refuse to start");
     WARN_IF(c->twilio.account_sid == NULL || c->twilio.auth_token == NULL ||
                 c->twilio.phone_number == NULL,
             "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN or TWILIO_PHONE_NUMBER is not set: "

@@ -17,10 +17,15 @@
 
 enum config_audio_format { CONFIG_AUDIO_PCM16 = 0, CONFIG_AUDIO_G711_ULAW = 1 };
 
+#define CONFIG_PATH_MAX 512
+
 struct config_listen {
     char host[256]; /* "127.0.0.1", "::1" (brackets removed) or a host name to resolve */
     uint16_t port;
     int family; /* AF_INET, AF_INET6, or AF_UNSPEC for a host name */
+    /* TLS on this listener: PEM certificate chain and key files; both "" for plain TCP. */
+    char tls_cert[CONFIG_PATH_MAX];
+    char tls_key[CONFIG_PATH_MAX];
 };
 
 /* Every char * below is owned by the struct (freed by config_free) and is NULL only where the
@@ -76,7 +81,21 @@ struct config {
         char *account_sid;  /* TWILIO_ACCOUNT_SID; NULL: not set */
         char *auth_token;   /* TWILIO_AUTH_TOKEN, secret; NULL: not set */
         char *phone_number; /* TWILIO_PHONE_NUMBER, E.164; NULL: not set */
+        unsigned stream_token_ttl_s; /* how long the TwiML's stream token stays valid */
     } twilio;
+
+    struct config_auth {
+        unsigned jwt_leeway_s; /* clock skew allowed on exp and nbf */
+        bool jwt_require_exp;  /* refuse tokens without exp */
+    } auth;
+
+    struct config_rate_limit {
+        unsigned user_per_minute; /* calls one user may create per minute (sustained) */
+        unsigned user_burst;      /* ...and at once */
+        unsigned global_per_minute;
+        unsigned global_burst;
+        unsigned max_users; /* users tracked; the least recently seen is forgotten first */
+    } rate_limit;
 
     struct config_bridge {
         unsigned pacing_lead_ms;

@@ -118,6 +118,8 @@ static void listener_close(struct listener *l)
     uv_close((uv_handle_t *)&l->pause_timer, on_listener_closed);
 }
 
+/* The same socket serves both (a certificate change needs no new socket: the workers of the
+ * new generation load it). */
 static int same_addr(const struct config_listen *a, const struct config_listen *b)
 {
     return a->port == b->port && a->family == b->family && strcmp(a->host, b->host) == 0;
@@ -172,10 +174,12 @@ int listeners_apply(struct listeners *ls, const struct config *cfg, char *err, s
         struct listener *l = next[i];
         l->index = (unsigned)i;
         ls->l[i] = l;
+        l->addr = cfg->listen[i]; /* a kept socket takes the new entry's TLS files */
         if (!l->polling) {
             l->polling = 1;
             uv_poll_start(&l->poll, UV_READABLE, on_readable);
-            log_info("listening on %s:%u", l->addr.host, l->addr.port);
+            log_info("listening on %s:%u%s", l->addr.host, l->addr.port,
+                     l->addr.tls_cert[0] ? " (TLS)" : "");
         }
     }
     ls->n = cfg->listen_count;

@@ -28,6 +28,7 @@
 #include "master/listeners.h"
 #include "master/pidfile.h"
 #include "worker/call_pair.h"
+#include "worker/security.h"
 
 #define CONFIG_TEXT_MAX (4u << 20)
 #define READY_TIMEOUT_MS 30000 /* a new worker that is not ready by then failed to start */
@@ -175,6 +176,17 @@ static int config_snapshot(const char *path, struct config *cfg, int *fd, char *
     *cfg = c;
     *fd = m;
     return 0;
+}
+
+/* What a worker would refuse to start with (the signature checks without their secret, say),
+ * checked before any worker is spawned: the master then fails to start, or refuses the reload,
+ * instead of respawning workers that cannot start. Logs the reason. */
+static int serving_check(const struct config *cfg)
+{
+    struct worker_security s;
+    int rc = worker_security_init(&s, cfg);
+    worker_security_free(&s);
+    return rc;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -607,6 +619,13 @@ static void reload(struct master *m)
         log_error("reload failed: %s; nothing changed", err);
         return;
     }
+    if (serving_check(&m->next) != 0) {
+        log_error("reload failed: the new configuration cannot serve (above); nothing changed");
+        config_free(&m->next);
+        close(m->next_fd);
+        m->next_fd = -1;
+        return;
+    }
     if (listeners_apply(&m->listeners, &m->next, err, sizeof err) != 0) {
         log_error("reload failed: %s; nothing changed", err);
         config_free(&m->next);
@@ -854,6 +873,8 @@ int master_run(const char *path, const char *exe)
     size_t nw = config_warnings(&m.cfg, warnings, 16);
     for (size_t i = 0; i < nw && i < 16; i++)
         log_warn("%s", warnings[i]);
+    if (serving_check(&m.cfg) != 0)
+        goto fail_cfg;
     int rc = scoreboard_create(&m.board);
     if (rc != 0) {
         log_error("scoreboard: %s", strerror(-rc));

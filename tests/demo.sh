@@ -38,7 +38,9 @@ cat >"$work/voicebridge.json" <<JSON
               "transcription_model": "gpt-4o-mini-transcribe" } }
 JSON
 echo "== starting voicebridge on 127.0.0.1:$vb_port (OpenAI stand-in on :$ai_port)"
-env -u OPENAI_API_KEY build/voicebridge -c "$work/voicebridge.json" >"$work/vb.log" 2>&1 &
+# A made-up auth token: voicebridge checks the simulator's signatures with it, as with Twilio.
+token=demo-auth-token-not-a-real-one
+env -u OPENAI_API_KEY TWILIO_AUTH_TOKEN=$token build/voicebridge -c "$work/voicebridge.json" >"$work/vb.log" 2>&1 &
 vb=$!
 pids+=($vb)
 for _ in $(seq 1 100); do
@@ -71,7 +73,7 @@ pids+=($!)
 mkdir -p build
 $py tests/fakes/twilio_sim.py \
   --twiml-url "http://127.0.0.1:$vb_port/webhook/realtime/incoming/demo-call-1" \
-  --public-base-url "$public" --connect "127.0.0.1:$vb_port" --no-signature \
+  --public-base-url "$public" --connect "127.0.0.1:$vb_port" --auth-token "$token" \
   --script tests/fakes/demo-caller.json --record build/demo-call.wav \
   --report "$work/report.json" --max-duration-ms 60000 -q || true
 sleep 0.5

@@ -328,13 +328,18 @@ static void conn_dispatch(struct http_conn *c)
         conn_send(c);
         return;
     }
+    c->req.refusal = NULL;
+    c->req.user[0] = '\0';
     if (route->guard != NULL) {
         status = route->guard(&c->req, route->guard_arg);
         if (status != 0) {
-            log_info("http: conn %llu: %s %s refused: %d", c->id, http_method_name(m->method),
-                     http_msg_path(m), status);
+            const char *why = c->req.refusal ? c->req.refusal : "request refused";
+            log_info("http: conn %llu: %s %s refused: %d %s", c->id, http_method_name(m->method),
+                     http_msg_path(m), status, why);
             http_response_json_error(&c->res, status, status == 401 ? "unauthorized" : "forbidden",
-                                     "request refused");
+                                     why);
+            if (status == 401) /* RFC 9110: a 401 names the scheme it wants */
+                http_response_header(&c->res, "WWW-Authenticate", "Bearer");
             conn_send(c);
             return;
         }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "common/form.h"
 #include "common/log.h"
@@ -98,7 +99,15 @@ static int answer_stream(struct http_response *res, const struct http_endpoints 
                          const char *call_id, const char *direction, const char *from,
                          const char *to, const char *contact_name)
 {
-    char contact[TWIML_PARAM_LIMIT], business[TWIML_PARAM_LIMIT];
+    char contact[TWIML_PARAM_LIMIT], business[TWIML_PARAM_LIMIT], token[STREAM_TOKEN_MAX];
+    const char *token_value = NULL;
+    if (ep->stream_key != NULL) {
+        int64_t expires = (int64_t)time(NULL) + ep->stream_token_ttl_s;
+        int err = stream_token_make(ep->stream_key, call_id, expires, token);
+        if (err != 0)
+            return err;
+        token_value = token;
+    }
     struct twiml_param params[] = {
         {"callId", call_id},
         {"direction", direction},
@@ -106,6 +115,7 @@ static int answer_stream(struct http_response *res, const struct http_endpoints 
         {"to", to},
         {"contactName", fit("contactName", contact_name, contact, sizeof contact)},
         {"businessName", fit("businessName", ep->business_name, business, sizeof business)},
+        {STREAM_TOKEN_PARAM, token_value},
     };
     char *xml = malloc(TWIML_BYTES);
     if (xml == NULL)

@@ -6,12 +6,13 @@
 #define VB_WORKER_HTTP_ENDPOINTS_H
 
 #include "worker/http_router.h"
+#include "worker/stream_token.h"
 
 struct http_endpoints {
     const char *public_url;    /* PUBLIC_BASE_URL, https://host[:port][/prefix] */
     const char *business_name; /* sent to the call as businessName; NULL when not configured */
-    /* The X-Twilio-Signature seam: run before both webhooks. NULL until the signature helper
-     * exists; nothing is checked then. Returns 0 or the status to refuse with. */
+    /* The X-Twilio-Signature guard (worker/twilio_guard.h), run before every webhook here.
+     * NULL: nothing is checked. */
     http_guard_fn *twilio_guard;
     void *twilio_guard_arg;
     /* What a call hears once its media stream has ended (Twilio asks the <Connect action> URL,
@@ -25,6 +26,10 @@ struct http_endpoints {
     int (*stream_ended_async)(void *arg, const char *call_id, const char *say,
                               struct http_response *res);
     void *stream_ended_async_arg;
+    /* Stream tokens (worker/stream_token.h): when set, the TwiML carries a streamToken
+     * Parameter for the call id, valid stream_token_ttl_s seconds. NULL: none is sent. */
+    const struct stream_token_key *stream_key;
+    unsigned stream_token_ttl_s;
 };
 
 /* Adds the routes to r. ep (and its strings) must outlive the router. Returns 0, -EINVAL for a

@@ -15,6 +15,7 @@
 #define HTTP_ROUTE_SEGMENTS_MAX 8
 #define HTTP_ROUTE_PARAMS_MAX 4
 #define HTTP_PARAM_BYTES 512 /* all decoded parameter values of one request */
+#define HTTP_USER_MAX 128     /* the authenticated user's id, NUL included */
 
 /* What a handler sees. Valid until its response is finished. */
 struct http_request {
@@ -23,6 +24,11 @@ struct http_request {
     const char *param_names[HTTP_ROUTE_PARAMS_MAX];  /* from the pattern (in the router) */
     const char *param_values[HTTP_ROUTE_PARAMS_MAX]; /* percent-decoded path segments */
     char param_buf[HTTP_PARAM_BYTES];
+    /* Set by a guard: why it refused (static text, sent as the error message and logged once
+     * by the connection), and who the request is from once it let it through ("" if nobody:
+     * an unguarded route or a guard that knows no users). */
+    const char *refusal;
+    char user[HTTP_USER_MAX];
 };
 
 /* Fills res and returns 0; or returns -EAGAIN and calls http_response_finish(res) later (from
@@ -37,8 +43,10 @@ typedef int http_handler_fn(struct http_request *req, struct http_response *res,
 typedef void http_upgrade_fn(int fd, const struct http_msg *req, const char *leftover, size_t n,
                              void *arg);
 
-/* Returns 0 to let the request through, or the HTTP status to refuse it with (401, 403). */
-typedef int http_guard_fn(const struct http_request *req, void *arg);
+/* Returns 0 to let the request through (it may fill req->user), or the HTTP status to refuse it
+ * with (401, 403), with req->refusal set to a short static reason. A guard does not log a
+ * refusal: the connection logs one line with the reason. Runs on the loop thread. */
+typedef int http_guard_fn(struct http_request *req, void *arg);
 
 struct http_route {
     enum http_method method; /* GET also serves HEAD; ignored (GET) for upgrade routes */

@@ -11,7 +11,7 @@
 
 #include "common/log.h"
 
-static int guard(const struct http_request *req, void *arg)
+static int guard(struct http_request *req, void *arg)
 {
     const struct twilio_callbacks_api *api = arg;
     return api->guard != NULL ? api->guard(req, api->guard_arg) : 0;

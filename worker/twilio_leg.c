@@ -1,15 +1,19 @@
 /* The Twilio leg of a call pair: the Media Streams WebSocket (server side). Enforces the message
  * order Twilio follows (connected, start, then media/mark/dtmf, then stop) and answers anything
  * else with a close code and reason: 1007 for undecodable data (bad JSON, bad base64), 1008 for
- * messages out of order or for another stream, 1009 for oversized messages (the ws layer). */
+ * messages out of order or for another stream or without a valid stream token (the TwiML's
+ * streamToken Parameter, worker/stream_token.h), 1009 for oversized messages (the ws layer). */
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/config.h"
 #include "common/log.h"
 #include "worker/call.h"
+#include "worker/stream_token.h"
 
 /* Logs the first few protocol errors of a call, counts all, and closes the stream. */
 static void protocol_error(struct call *c, int code, const char *why)
@@ -34,6 +38,39 @@ static char *params_json(const struct twilio_start *st)
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return s;
+}
+
+static const char *start_param(const struct twilio_start *st, const char *name)
+{
+    for (unsigned i = 0; i < st->n_params; i++)
+        if (strcmp(st->params[i].name, name) == 0)
+            return st->params[i].value;
+    return NULL;
+}
+
+/* With signatures checked, a stream is served only for a call we answered: its start must carry
+ * the streamToken our TwiML gave its callId, unexpired. Returns 1 if so; otherwise logs once,
+ * closes with 1008 and ends the call, and returns 0. */
+static int stream_token_ok(struct call *c, const struct twilio_start *st)
+{
+    const struct config *cfg = c->host->cfg;
+    if (!cfg->twilio.validate_signatures)
+        return 1;
+    int rc = -EACCES;
+    struct stream_token_key key;
+    if (cfg->twilio.auth_token != NULL &&
+        stream_token_key_derive(&key, cfg->twilio.auth_token, strlen(cfg->twilio.auth_token)) == 0)
+        rc = stream_token_check(&key, start_param(st, "callId"),
+                                start_param(st, STREAM_TOKEN_PARAM), (int64_t)time(NULL));
+    memset(&key, 0, sizeof key);
+    if (rc == 0)
+        return 1;
+    const char *why = stream_token_error(rc);
+    log_warn("media stream %llu refused: %s; closing it (1008)", (unsigned long long)c->serial,
+             why);
+    twilio_leg_close(c, WS_CLOSE_POLICY, why);
+    call_end(c, "stream token refused", 0);
+    return 0;
 }
 
 static void on_start(struct call *c, const struct twilio_start *st)
@@ -83,7 +120,8 @@ static void tw_on_text(struct ws *ws, const char *text, size_t len)
             return protocol_error(c, WS_CLOSE_POLICY,
                                   c->tw_state == TW_WAIT_CONNECTED ? "start before connected"
                                                                    : "start sent twice");
-        on_start(c, &st);
+        if (stream_token_ok(c, &st))
+            on_start(c, &st);
         return;
     case TWILIO_MEDIA:
     case TWILIO_MARK:

@@ -26,6 +26,8 @@
 #include "worker/node_status.h"
 #include "worker/redis_client.h"
 #include "worker/twilio_callbacks_api.h"
+#include "worker/security.h"
+#include "worker/tls_front.h"
 
 #define WORKER_EVENT_QUEUE 4096
 #define WORKER_TICK_MS 1000     /* scoreboard totals refresh */
@@ -40,6 +42,8 @@ struct worker {
     struct node_status status;
     struct twilio_callbacks_api twilio_callbacks; /* hooks: the call store */
     struct http_server *server;
+    struct worker_security sec; /* signature and JWT guards, stream tokens, call rate */
+    struct tls_front *fronts[CONFIG_LISTEN_MAX]; /* by listen entry: TLS listeners' fronts */
     struct thread_queue events;
     struct call_pair_host host;
     struct tls_config *openai_tls;
@@ -272,6 +276,10 @@ static void worker_finish(struct worker *w)
     if (w->finished)
         return;
     w->finished = 1;
+    for (size_t i = 0; i < CONFIG_LISTEN_MAX; i++) /* before the server they feed */
+        if (w->fronts[i])
+            tls_front_close(w->fronts[i], false, NULL, NULL);
+    memset(w->fronts, 0, sizeof w->fronts);
     if (w->server)
         http_server_close(w->server, on_server_closed, NULL);
     w->server = NULL;
@@ -361,10 +369,16 @@ static void on_chan(uv_poll_t *p, int status, int events)
         switch (m.type) {
         case CHAN_CONN:
             sb_add(&w->self->received, 1);
-            if (w->server == NULL || http_server_adopt_fd(w->server, fd) != 0)
-                sb_add(&w->self->errors, 1); /* adopt closed it */
-            if (w->server == NULL)
+            if (w->server == NULL) {
                 close(fd);
+                break;
+            }
+            /* Connections from a TLS listener go through its front; adopting takes the fd. */
+            rc = m.listener < CONFIG_LISTEN_MAX && w->fronts[m.listener]
+                     ? tls_front_adopt_fd(w->fronts[m.listener], fd)
+                     : http_server_adopt_fd(w->server, fd);
+            if (rc != 0)
+                sb_add(&w->self->errors, 1);
             break;
         case CHAN_DRAIN:
             worker_drain(w, "told to drain by the master");
@@ -401,9 +415,14 @@ static int worker_setup(struct worker *w)
         return rc;
     }
     http_router_init(&w->router);
+    if ((rc = worker_security_init(&w->sec, cfg)) != 0)
+        return rc;
     w->endpoints.public_url = cfg->public_url ? cfg->public_url : "http://127.0.0.1";
     w->endpoints.stream_ended_say = stream_ended_say;
     w->endpoints.stream_ended_arg = w;
+    worker_security_attach(&w->sec, &w->endpoints, cfg);
+    w->twilio_callbacks.guard = twilio_guard_check;
+    w->twilio_callbacks.guard_arg = &w->sec.twilio;
     w->status.board = w->board.hdr;
     /* Redis names the worker by its scoreboard slot: unique on the node even while two
      * generations (each with a worker 0) overlap during a reload. */
@@ -413,14 +432,15 @@ static int worker_setup(struct worker *w)
     }
     w->endpoints.stream_ended_async = api_control_stream_ended;
     w->endpoints.stream_ended_async_arg = w->store;
-    if ((rc = api_control_register(&w->router, w->store, NULL /* JWT guard: auth issue */,
-                                   NULL)) != 0 ||
+    if ((rc = api_control_register(&w->router, w->store, api_auth_guard, &w->sec.api)) != 0 ||
         (rc = http_endpoints_register(&w->router, &w->endpoints)) != 0 ||
         (rc = twilio_callbacks_api_register(&w->router, &w->twilio_callbacks)) != 0 ||
         (rc = node_status_register(&w->router, &w->status)) != 0 ||
         (rc = http_router_add(&w->router, &(struct http_route){
                                               .pattern = "/api/voice-calls/media-stream",
-                                              .upgrade = on_media_stream, .arg = w})) != 0) {
+                                              .upgrade = on_media_stream, .arg = w,
+                                              .guard = twilio_guard_check,
+                                              .guard_arg = &w->sec.twilio})) != 0) {
         log_error("routes: %s", strerror(-rc));
         return rc;
     }
@@ -435,6 +455,17 @@ static int worker_setup(struct worker *w)
     if ((rc = http_server_create(w->loop, &s, &w->server)) != 0) {
         log_error("http server: %s", strerror(-rc));
         return rc;
+    }
+    /* A listen entry with a certificate: the master accepts, we end TLS here. Each worker of
+     * a new generation reads the files afresh, so a reload (SIGHUP) picks up new certificates. */
+    for (size_t i = 0; i < cfg->listen_count; i++) {
+        const struct config_listen *l = &cfg->listen[i];
+        if (l->tls_cert[0] == '\0')
+            continue;
+        if ((rc = tls_front_new(&w->fronts[i], w->loop, w->server, l->tls_cert, l->tls_key)) != 0) {
+            log_error("TLS for %s:%u: %s", l->host, l->port, strerror(-rc));
+            return rc;
+        }
     }
     if ((rc = thread_queue_init(&w->events, w->loop, WORKER_EVENT_QUEUE, on_events)) != 0)
         return rc;
@@ -532,6 +563,7 @@ out_loop:
     uv_loop_close(w.loop);
 out:
     close(o->chan_fd);
+    worker_security_free(&w.sec);
     tls_config_free(w.openai_tls);
     tls_config_free(w.webhook_tls);
     free(w.free_slots);

@@ -6,6 +6,9 @@ that prints "ok"/"FAIL" lines and the closing counts.
 """
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import math
 import os
@@ -32,6 +35,11 @@ import twilio_sim as ts  # noqa: E402
 # Environment variables that would change voicebridge's configuration behind the test's back.
 VB_ENV_DROP = ("OPENAI_API_KEY", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_PHONE_NUMBER",
                "JWT_SECRET", "REDIS_URL", "PUBLIC_BASE_URL")
+# voicebridge checks X-Twilio-Signature and stream tokens (twilio.validate_signatures is on by
+# default): every Bridge gets this auth token, and the clients here sign with it.
+TEST_AUTH_TOKEN = "test-auth-token-not-a-real-one-0123"
+# The call API checks an HS256 JWT: every Bridge gets this secret, jwt_token() signs with it.
+TEST_JWT_SECRET = "test-jwt-secret-not-a-real-one-4567"
 SANITIZER_RE = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer|ThreadSanitizer)|"
                           r"runtime error:|SUMMARY: \w+Sanitizer")
 
@@ -53,6 +61,33 @@ async def wait_until(pred, timeout, step=0.05):
         if time.monotonic() >= end:
             return None
         await asyncio.sleep(step)
+
+
+def stream_token(call_id, ttl=300, auth_token=TEST_AUTH_TOKEN, now=None):
+    """The streamToken voicebridge puts in its TwiML for call_id (docs/security.md), computed
+    independently of the C code: "<expiry>.<base64url(HMAC-SHA256(key, "vb-stream-v1\\n" id
+    "\\n" expiry))>" with key = HMAC-SHA256(auth token, "voicebridge stream token key v1")."""
+    exp = int(time.time() if now is None else now) + ttl
+    key = hmac.new(auth_token.encode(), b"voicebridge stream token key v1", hashlib.sha256).digest()
+    mac = hmac.new(key, f"vb-stream-v1\n{call_id}\n{exp}".encode(), hashlib.sha256).digest()
+    return f"{exp}." + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def jwt_token(sub="tester", ttl=300, secret=TEST_JWT_SECRET, claims=None):
+    """An HS256 JWT made independently of the C code (RFC 7519 by hand)."""
+    def b64(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    body = {"sub": sub, "iat": int(time.time()), "exp": int(time.time()) + ttl}
+    body.update(claims or {})
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    payload = b64(json.dumps(body).encode())
+    mac = hmac.new(secret.encode(), f"{head}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{head}.{payload}.{b64(mac)}"
+
+
+def signature(url, params=None, auth_token=TEST_AUTH_TOKEN):
+    """X-Twilio-Signature by twilio-python's RequestValidator (through the simulator)."""
+    return ts.twilio_signature(auth_token, url, params or {})
 
 
 # ------------------------------------------------------------------------------------------------
@@ -319,8 +354,11 @@ class Bridge:
     def pid(self):
         return self.proc.pid
 
-    async def start(self, timeout=20.0):
+    async def start(self, timeout=20.0, auth_token=TEST_AUTH_TOKEN):
         env = {k: v for k, v in os.environ.items() if k not in VB_ENV_DROP}
+        if auth_token is not None:
+            env["TWILIO_AUTH_TOKEN"] = auth_token
+        env["JWT_SECRET"] = TEST_JWT_SECRET
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         open(self.log_path, "w").close()
@@ -481,8 +519,15 @@ async def raw_http(port, request, timeout=5.0):
 # A raw Twilio Media Streams client: exactly the messages a test gives, no simulator logic.
 
 class RawStream:
-    def __init__(self, url):
+    """sign: send X-Twilio-Signature for url; start() adds a callId (call_id) and its valid
+    streamToken unless the test's params name a callId themselves."""
+
+    def __init__(self, url, sign=True, call_id=None, sign_url=None, auth_token=TEST_AUTH_TOKEN):
         self.url = url
+        self.sign = sign
+        self.sign_url = sign_url or url   # the public URL Twilio would have signed
+        self.auth_token = auth_token
+        self.call_id = call_id or "raw-" + ts.new_sid("")[:12]
         self.call_sid = ts.new_sid("CA")
         self.stream_sid = ts.new_sid("MZ")
         self.account_sid = ts.new_sid("AC")
@@ -490,8 +535,11 @@ class RawStream:
         self.ws = None
 
     async def __aenter__(self):
+        headers = ([("X-Twilio-Signature", signature(self.sign_url, auth_token=self.auth_token))]
+                   if self.sign else [])
         self.ws = await websockets.connect(self.url, compression=None, ping_interval=None,
-                                           close_timeout=2, max_size=1 << 22, open_timeout=10)
+                                           close_timeout=2, max_size=1 << 22, open_timeout=10,
+                                           extra_headers=headers)
         return self
 
     async def __aexit__(self, *exc):
@@ -505,11 +553,16 @@ class RawStream:
         return json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
 
     def start(self, params=None):
+        params = dict(params or {})
+        if "callId" not in params:
+            params["callId"] = self.call_id
+        if "streamToken" not in params:
+            params["streamToken"] = stream_token(params["callId"])
         return json.dumps({
             "event": "start", "sequenceNumber": self._next(), "streamSid": self.stream_sid,
             "start": {"streamSid": self.stream_sid, "accountSid": self.account_sid,
                       "callSid": self.call_sid, "tracks": ["inbound"],
-                      "customParameters": params or {},
+                      "customParameters": params,
                       "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000,
                                       "channels": 1}}})
 

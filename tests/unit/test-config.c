@@ -127,6 +127,14 @@ static void check_same_config(const struct config *a, const struct config *b)
     CHECK(streq(a->twilio.account_sid, b->twilio.account_sid));
     CHECK(streq(a->twilio.auth_token, b->twilio.auth_token));
     CHECK(streq(a->twilio.phone_number, b->twilio.phone_number));
+    CHECK_EQ(a->twilio.stream_token_ttl_s, b->twilio.stream_token_ttl_s);
+    CHECK_EQ(a->auth.jwt_leeway_s, b->auth.jwt_leeway_s);
+    CHECK_EQ(a->auth.jwt_require_exp, b->auth.jwt_require_exp);
+    CHECK_EQ(a->rate_limit.user_per_minute, b->rate_limit.user_per_minute);
+    CHECK_EQ(a->rate_limit.user_burst, b->rate_limit.user_burst);
+    CHECK_EQ(a->rate_limit.global_per_minute, b->rate_limit.global_per_minute);
+    CHECK_EQ(a->rate_limit.global_burst, b->rate_limit.global_burst);
+    CHECK_EQ(a->rate_limit.max_users, b->rate_limit.max_users);
     CHECK_EQ(a->bridge.pacing_lead_ms, b->bridge.pacing_lead_ms);
     CHECK_EQ(a->bridge.mark_interval_ms, b->bridge.mark_interval_ms);
     CHECK_EQ(a->bridge.max_ws_message_bytes, b->bridge.max_ws_message_bytes);
@@ -483,8 +491,8 @@ TEST(config_wrong_types)
     EXPECT_ERROR("{\"twilio\": {\"validate_signatures\": \"no\"}}",
                  "twilio.validate_signatures: expected a boolean (true or false), got string");
     EXPECT_ERROR("{\"listen\": \"127.0.0.1:80\"}",
-                 "listen: expected an array of \"host:port\" strings, got string");
-    EXPECT_ERROR("{\"listen\": [80]}", "listen[0]: expected a string, got number");
+                 "listen: expected an array of \"host:port\" strings or objects, got string");
+    EXPECT_ERROR("{\"listen\": [80]}", "listen[0]: expected a string or an object, got number");
     EXPECT_ERROR("{\"http\": {\"max_body_bytes\": 1.5}}",
                  "http.max_body_bytes: expected an integer, got 1.5");
     EXPECT_ERROR("{\"tools\": {\"webhook\": 3}}",
@@ -837,4 +845,85 @@ TEST(config_workers_and_warnings)
     CHECK_EQ(config_warnings(&c, w, 8), 1);
     CHECK(strstr(w[0], "validate_signatures is false") != NULL);
     config_free(&c);
+}
+
+TEST(config_security_keys)
+{
+    env_clear();
+    struct config c = LOAD_OK("{}");
+    CHECK_EQ(c.twilio.stream_token_ttl_s, 300);
+    CHECK_EQ(c.auth.jwt_leeway_s, 30);
+    CHECK(c.auth.jwt_require_exp);
+    CHECK_EQ(c.rate_limit.user_per_minute, 10);
+    CHECK_EQ(c.rate_limit.user_burst, 5);
+    CHECK_EQ(c.rate_limit.global_per_minute, 600);
+    CHECK_EQ(c.rate_limit.global_burst, 50);
+    CHECK_EQ(c.rate_limit.max_users, 10000);
+    /* with checking on and neither TWILIO_AUTH_TOKEN nor public_url: both are warned about */
+    const char *w[16];
+    size_t n = config_warnings(&c, w, 16), token = 0, url = 0;
+    for (size_t i = 0; i < n && i < 16; i++) {
+        token += strstr(w[i], "TWILIO_AUTH_TOKEN is not set while") != NULL;
+        url += strstr(w[i], "public_url is not set while") != NULL;
+    }
+    CHECK_EQ(token, 1);
+    CHECK_EQ(url, 1);
+    config_free(&c);
+    c = LOAD_OK("{\"twilio\": {\"stream_token_ttl_s\": 60}, \"auth\": {\"jwt_leeway_s\": 0, "
+                "\"jwt_require_exp\": false}, \"rate_limit\": {\"user_per_minute\": 2, "
+                "\"user_burst\": 1, \"global_per_minute\": 100, \"global_burst\": 3, "
+                "\"max_users\": 16}}");
+    CHECK_EQ(c.twilio.stream_token_ttl_s, 60);
+    CHECK_EQ(c.auth.jwt_leeway_s, 0);
+    CHECK(!c.auth.jwt_require_exp);
+    CHECK_EQ(c.rate_limit.user_per_minute, 2);
+    CHECK_EQ(c.rate_limit.user_burst, 1);
+    CHECK_EQ(c.rate_limit.global_per_minute, 100);
+    CHECK_EQ(c.rate_limit.global_burst, 3);
+    CHECK_EQ(c.rate_limit.max_users, 16);
+    config_free(&c);
+    EXPECT_ERROR("{\"twilio\": {\"stream_token_ttl_s\": 5}}", "twilio.stream_token_ttl_s");
+    EXPECT_ERROR("{\"auth\": {\"jwt_leeway_s\": 601}}", "auth.jwt_leeway_s");
+    EXPECT_ERROR("{\"auth\": {\"jwt_require_exp\": 1}}", "auth.jwt_require_exp");
+    EXPECT_ERROR("{\"rate_limit\": {\"user_burst\": 0}}", "rate_limit.user_burst");
+    EXPECT_ERROR("{\"rate_limit\": {\"max_users\": 15}}", "rate_limit.max_users");
+    EXPECT_ERROR("{\"rate_limit\": {\"per_user\": 1}}", "rate_limit.per_user: unknown key");
+}
+
+/* A listen entry may be an object carrying a certificate and key (TLS on that listener). */
+TEST(config_listen_tls)
+{
+    env_clear();
+    char cert[512], key[512], text[2048];
+    snprintf(cert, sizeof cert, "%s/c.pem", test_tmpdir());
+    snprintf(key, sizeof key, "%s/k.pem", test_tmpdir());
+    FILE *f = fopen(cert, "w");
+    CHECK(f != NULL && fputs("x", f) >= 0 && fclose(f) == 0);
+    f = fopen(key, "w");
+    CHECK(f != NULL && fputs("x", f) >= 0 && fclose(f) == 0);
+    snprintf(text, sizeof text,
+             "{\"listen\": [\"127.0.0.1:8080\", {\"address\": \"[::1]:8443\", \"tls_cert\": "
+             "\"%s\", \"tls_key\": \"%s\"}, {\"address\": \"127.0.0.1:9\"}]}",
+             cert, key);
+    struct config c = LOAD_OK(text);
+    CHECK_EQ(c.listen_count, 3);
+    CHECK(c.listen[0].tls_cert[0] == '\0' && c.listen[0].tls_key[0] == '\0');
+    CHECK(strcmp(c.listen[1].host, "::1") == 0 && c.listen[1].port == 8443);
+    CHECK(strcmp(c.listen[1].tls_cert, cert) == 0 && strcmp(c.listen[1].tls_key, key) == 0);
+    CHECK(c.listen[2].tls_cert[0] == '\0' && c.listen[2].port == 9);
+    config_free(&c);
+    snprintf(text, sizeof text, "{\"listen\": [{\"address\": \"127.0.0.1:1\", \"tls_cert\": \"%s\"}]}",
+             cert);
+    EXPECT_ERROR(text, "listen[0]: tls_cert and tls_key go together");
+    EXPECT_ERROR("{\"listen\": [{\"tls_cert\": \"/x\", \"tls_key\": \"/y\"}]}",
+                 "listen[0].address: is required");
+    EXPECT_ERROR("{\"listen\": [{\"address\": \"127.0.0.1:1\", \"tls_cert\": \"/nonexistent\", "
+                 "\"tls_key\": \"/nonexistent\"}]}",
+                 "listen[0].tls_cert: \"/nonexistent\": No such file or directory");
+    EXPECT_ERROR("{\"listen\": [{\"address\": \"127.0.0.1:1\", \"cert\": \"/x\"}]}",
+                 "listen[0].cert: unknown key");
+    EXPECT_ERROR("{\"listen\": [{\"address\": 8080}]}",
+                 "listen[0].address: expected a string, got number");
+    EXPECT_ERROR("{\"listen\": [{\"address\": \"127.0.0.1:0\"}]}",
+                 "listen[0].address: \"127.0.0.1:0\" has a bad port");
 }

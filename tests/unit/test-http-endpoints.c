@@ -173,7 +173,7 @@ TEST(http_endpoints_webhook_input_checks)
     stop();
 }
 
-static int refuse(const struct http_request *req, void *arg)
+static int refuse(struct http_request *req, void *arg)
 {
     (void)req;
     guard_calls++;
@@ -182,7 +182,7 @@ static int refuse(const struct http_request *req, void *arg)
 }
 
 /* Stands in for the signature check: it sees the method, path, headers and form body. */
-static int check_header(const struct http_request *req, void *arg)
+static int check_header(struct http_request *req, void *arg)
 {
     (void)arg;
     const struct http_msg *m = req->msg;

@@ -103,7 +103,7 @@ static int early_finish_handler(struct http_request *req, struct http_response *
     return -EAGAIN;
 }
 
-static int deny_guard(const struct http_request *req, void *arg)
+static int deny_guard(struct http_request *req, void *arg)
 {
     (void)req, (void)arg;
     return 403;

@@ -37,7 +37,7 @@ static int on_recording(void *arg, const struct twilio_recording_status *rec)
     return hook_rc;
 }
 
-static int guard(const struct http_request *req, void *arg)
+static int guard(struct http_request *req, void *arg)
 {
     CHECK(arg == &guard_calls);
     CHECK(req->msg != NULL);
