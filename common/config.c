@@ -541,6 +541,19 @@ static int set_uint(struct config *c, const struct config_key *k, const json_t *
     return 0;
 }
 
+/* A price in USD: a number from 0 to max (integers allowed: 64 means 64.0). */
+static int set_price(struct config *c, const struct config_key *k, const json_t *v, char *why,
+                     size_t n)
+{
+    if (!json_is_number(v))
+        return fail(why, n, "expected a number (USD), got %s", json_kind(v));
+    double x = json_number_value(v);
+    if (!(x >= 0 && x <= (double)k->max))
+        return fail(why, n, "must be between 0 and %lld, got %g", k->max, x);
+    *FIELD(c, k->off, double) = x;
+    return 0;
+}
+
 static int set_bool(struct config *c, const struct config_key *k, const json_t *v, char *why,
                     size_t n)
 {
@@ -825,6 +838,7 @@ static int set_redis_url(struct config *c, const struct config_key *k, const jso
 #define INTEGER(p, field, d, lo, hi)                                                         \
     {.path = p, .set = set_uint, .def = d, .off = F(field, unsigned), .min = lo, .max = hi}
 #define BOOLEAN(p, field, d) {.path = p, .set = set_bool, .def = d, .off = F(field, bool)}
+#define PRICE(p, field, d, hi) {.path = p, .set = set_price, .def = d, .off = F(field, double), .max = hi}
 #define OBJECT(p, field, d, chk)                                                             \
     {.path = p, .set = set_json_object, .def = d, .off = F(field, char *), .check_json = chk}
 #define CUSTOM(p, setter, d) {.path = p, .set = setter, .def = d}
@@ -880,6 +894,16 @@ static const struct config_key config_keys[] = {
     SECTION("auth", 0),
     INTEGER("auth.jwt_leeway_s", auth.jwt_leeway_s, "30", 0, 600),
     BOOLEAN("auth.jwt_require_exp", auth.jwt_require_exp, "true"),
+    SECTION("pricing", 0),
+    PRICE("pricing.openai_audio_in", pricing.openai_audio_in, "32", 10000),
+    PRICE("pricing.openai_audio_cached_in", pricing.openai_audio_cached_in, "0.4", 10000),
+    PRICE("pricing.openai_audio_out", pricing.openai_audio_out, "64", 10000),
+    PRICE("pricing.openai_text_in", pricing.openai_text_in, "4", 10000),
+    PRICE("pricing.openai_text_cached_in", pricing.openai_text_cached_in, "0.4", 10000),
+    PRICE("pricing.openai_text_out", pricing.openai_text_out, "16", 10000),
+    PRICE("pricing.twilio_inbound_per_min", pricing.twilio_inbound_per_min, "0.0085", 100),
+    PRICE("pricing.twilio_outbound_per_min", pricing.twilio_outbound_per_min, "0.014", 100),
+    PRICE("pricing.twilio_stream_per_min", pricing.twilio_stream_per_min, "0.004", 100),
     SECTION("rate_limit", 0),
     INTEGER("rate_limit.user_per_minute", rate_limit.user_per_minute, "10", 1, 1000000),
     INTEGER("rate_limit.user_burst", rate_limit.user_burst, "5", 1, 1000000),

@@ -89,6 +89,14 @@ struct config {
         bool jwt_require_exp;  /* refuse tokens without exp */
     } auth;
 
+    /* For each call's cost_usd: OpenAI prices per 1M tokens (defaults: gpt-realtime), Twilio's
+     * per started minute (defaults: US numbers). */
+    struct config_pricing {
+        double openai_audio_in, openai_audio_cached_in, openai_audio_out;
+        double openai_text_in, openai_text_cached_in, openai_text_out;
+        double twilio_inbound_per_min, twilio_outbound_per_min, twilio_stream_per_min;
+    } pricing;
+
     struct config_rate_limit {
         unsigned user_per_minute; /* calls one user may create per minute (sustained) */
         unsigned user_burst;      /* ...and at once */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/config.h"
+#include "worker/call_cost.h"
 #include "common/log.h"
 #include "worker/call_pair.h"
 #include "worker/control_msg.h"
@@ -38,6 +39,7 @@ struct live {
     uint64_t started_ms; /* wall clock */
     unsigned turns;
     int transfer;        /* a transfer command went to this call */
+    int outbound;
 };
 
 struct call_store {
@@ -230,6 +232,7 @@ static void on_started(struct call_store *cs, const struct call_event *ev)
     key(cs, k, "call", id);
     call_store_iso8601(l->started_ms, now);
     const char *direction = strcmp(ev->role, "outbound") == 0 ? "outbound" : "inbound";
+    l->outbound = direction[0] == 'o';
     const char *argv[40] = {"HSET", k, "id", id, "direction", direction,
                                                      "twilio_call_sid", ev->call_sid,
                                                      "stream_sid", ev->stream_sid, "status",
@@ -285,11 +288,15 @@ static void on_ended(struct call_store *cs, struct live *l, const struct call_ev
     call_store_iso8601(end, now);
     snprintf(dur, sizeof dur, "%llu", (unsigned long long)((end - l->started_ms) / 1000));
     char *usage = call_store_usage_json(&ev->stats.usage);
+    char cost[32];
+    snprintf(cost, sizeof cost, "%.6f",
+             call_cost_usd(&cs->cfg->pricing, &ev->stats.usage, (end - l->started_ms) / 1000,
+                           l->outbound));
     const char *argv[] = {"HSET", k, "ended_at", now, "duration_s", dur, "end_reason",
-                          ev->reason, "usage", usage ? usage : "{}",
+                          ev->reason, "usage", usage ? usage : "{}", "cost_usd", cost,
                           /* a transferred call goes on (Twilio dials the target): not over */
                           "status", l->transfer ? "in-progress" : "completed"};
-    write_cmd(cs, 12, argv);
+    write_cmd(cs, 14, argv);
     free(usage);
     const char *exp[] = {"EXPIRE", k, cs->retention};
     write_cmd(cs, 3, exp);

@@ -927,3 +927,20 @@ TEST(config_listen_tls)
     EXPECT_ERROR("{\"listen\": [{\"address\": \"127.0.0.1:0\"}]}",
                  "listen[0].address: \"127.0.0.1:0\" has a bad port");
 }
+
+TEST(config_pricing_defaults_overrides_and_errors)
+{
+    struct config c;
+    char err[256];
+    static const char text[] = "{\"pricing\": {\"openai_audio_out\": 20, \"twilio_stream_per_min\": 0}}";
+    CHECK_EQ(config_parse("inline", text, sizeof text - 1, &c, err, sizeof err), 0);
+    CHECK(c.pricing.openai_audio_out == 20.0);
+    CHECK(c.pricing.twilio_stream_per_min == 0.0);
+    CHECK(c.pricing.openai_audio_in == 32.0); /* untouched keys keep their defaults */
+    CHECK(c.pricing.twilio_inbound_per_min == 0.0085);
+    config_free(&c);
+    EXPECT_ERROR("{\"pricing\": {\"openai_text_in\": -1}}",
+                 "pricing.openai_text_in: must be between 0 and 10000, got -1");
+    EXPECT_ERROR("{\"pricing\": {\"openai_text_in\": \"4\"}}",
+                 "pricing.openai_text_in: expected a number (USD), got string");
+}
