@@ -32,6 +32,8 @@
 #define WORKER_EVENT_QUEUE 4096
 #define WORKER_TICK_MS 1000     /* scoreboard totals refresh */
 #define CHAN_BATCH 64           /* channel messages per wake-up */
+#define REDIS_FLUSH_MS 5000     /* at exit, how long held Redis writes may take to go out */
+#define FLUSH_TICK_MS 20
 
 struct worker {
     const struct config *cfg;
@@ -58,7 +60,8 @@ struct worker {
     uv_poll_t chan_poll;
     int chan_open;
     uv_signal_t sigint, sigterm, sigquit, sighup, sigusr1;
-    uv_timer_t drain_timer, tick;
+    uv_timer_t drain_timer, tick, flush_timer;
+    unsigned flush_waited_ms;
     uint64_t next_serial;
     unsigned live_calls;
     uint64_t refused; /* media streams turned away (full or draining) */
@@ -270,12 +273,40 @@ static void close_handle(uv_handle_t *h)
         uv_close(h, NULL);
 }
 
+static void worker_close_all(struct worker *w);
+
+/* Redis writes still held (the last calls' ends): given up to REDIS_FLUSH_MS to go out while
+ * Redis answers, so a drain or reload loses no record. */
+static void on_flush_tick(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+    const struct redis_client_stats *rs = call_store_redis_stats(w->store);
+    w->flush_waited_ms += FLUSH_TICK_MS;
+    if (rs->pending == 0 || !rs->connected || w->flush_waited_ms >= REDIS_FLUSH_MS) {
+        if (rs->pending > 0)
+            log_warn("exiting with %llu Redis writes not acknowledged%s",
+                     (unsigned long long)rs->pending, rs->connected ? "" : " (Redis is down)");
+        uv_timer_stop(t);
+        worker_close_all(w);
+    }
+}
+
 /* The last step, once no call is live: everything closes, so uv_run returns. */
 static void worker_finish(struct worker *w)
 {
     if (w->finished)
         return;
     w->finished = 1;
+    const struct redis_client_stats *rs = w->store ? call_store_redis_stats(w->store) : NULL;
+    if (rs && rs->pending > 0 && rs->connected && w->flush_timer.type == UV_TIMER) {
+        uv_timer_start(&w->flush_timer, on_flush_tick, FLUSH_TICK_MS, FLUSH_TICK_MS);
+        return;
+    }
+    worker_close_all(w);
+}
+
+static void worker_close_all(struct worker *w)
+{
     for (size_t i = 0; i < CONFIG_LISTEN_MAX; i++) /* before the server they feed */
         if (w->fronts[i])
             tls_front_close(w->fronts[i], false, NULL, NULL);
@@ -297,6 +328,7 @@ static void worker_finish(struct worker *w)
     close_handle((uv_handle_t *)&w->sigusr1);
     close_handle((uv_handle_t *)&w->drain_timer);
     close_handle((uv_handle_t *)&w->tick);
+    close_handle((uv_handle_t *)&w->flush_timer);
 }
 
 static void on_drain_deadline(uv_timer_t *t)
@@ -527,7 +559,8 @@ int worker_run(const struct config *cfg, const struct worker_opts *o)
     watch_signal(&w, &w.sigusr1, SIGUSR1);
     uv_timer_init(w.loop, &w.drain_timer);
     uv_timer_init(w.loop, &w.tick);
-    w.drain_timer.data = w.tick.data = &w;
+    uv_timer_init(w.loop, &w.flush_timer);
+    w.drain_timer.data = w.tick.data = w.flush_timer.data = &w;
     uv_timer_start(&w.tick, on_tick, WORKER_TICK_MS, WORKER_TICK_MS);
     if ((rc = uv_poll_init(w.loop, &w.chan_poll, o->chan_fd)) != 0) {
         log_error("master channel: %s", uv_strerror(rc));
