@@ -1,7 +1,10 @@
 /* Byte stream over a libuv TCP handle, optionally through a tls_session. Output is copied into
- * fixed-size chunks (a spare or two kept, so steady traffic allocates nothing) and written by a
- * uv_prepare handle just before the loop polls: everything queued since the last flush leaves
- * in one uv_write. Under TLS, plaintext waits in its own queue and is encrypted at flush time,
+ * fixed-size chunks (a spare or two kept, so steady traffic allocates nothing) and written once
+ * per loop iteration: everything queued since the last flush leaves in one uv_write. The flush
+ * runs from a uv_check (right after the poll, for what its callbacks wrote) or a uv_idle (before
+ * the next poll, for what timers or close callbacks wrote), whichever comes first; an active idle
+ * handle also makes uv_backend_timeout 0, so a loop run with UV_RUN_NOWAIT by the call scheduler
+ * (worker/call_sched.c) is run again to flush rather than left waiting for its next event. Under TLS, plaintext waits in its own queue and is encrypted at flush time,
  * so many small writes become one record.
  *
  *   INIT -> RESOLVING -> CONNECTING -> [HANDSHAKE] -> OPEN      (stream_connect)
@@ -195,6 +198,7 @@ static void stream_close_now(struct stream *s)
         uv_close((uv_handle_t *)&s->tcp, stream_on_handle_closed);
     uv_close((uv_handle_t *)&s->timer, stream_on_handle_closed);
     uv_close((uv_handle_t *)&s->flusher, stream_on_handle_closed);
+    uv_close((uv_handle_t *)&s->flusher_after, stream_on_handle_closed);
 }
 
 static void stream_on_shutdown(uv_shutdown_t *req, int status)
@@ -327,10 +331,10 @@ static void stream_encrypt(struct stream *s)
     }
 }
 
-static void stream_on_prepare(uv_prepare_t *p)
+static void stream_flush_now(struct stream *s)
 {
-    struct stream *s = p->data;
-    uv_prepare_stop(p);
+    uv_idle_stop(&s->flusher);
+    uv_check_stop(&s->flusher_after);
     s->flush_on = 0;
     if (s->handles_closing)
         return;
@@ -344,12 +348,23 @@ static void stream_on_prepare(uv_prepare_t *p)
     stream_drain_step(s);
 }
 
+static void stream_on_idle(uv_idle_t *h)
+{
+    stream_flush_now(h->data);
+}
+
+static void stream_on_check(uv_check_t *h)
+{
+    stream_flush_now(h->data);
+}
+
 void stream_flush_request(struct stream *s)
 {
     if (s->flush_on || s->in_flush || s->handles_closing)
         return;
     s->flush_on = 1;
-    uv_prepare_start(&s->flusher, stream_on_prepare);
+    uv_idle_start(&s->flusher, stream_on_idle);
+    uv_check_start(&s->flusher_after, stream_on_check);
 }
 
 size_t stream_pending(const struct stream *s)
@@ -669,10 +684,11 @@ int stream_init(struct stream *s, uv_loop_t *loop, const struct stream_callbacks
         return rc;
     }
     uv_timer_init(loop, &s->timer);
-    uv_prepare_init(loop, &s->flusher);
-    s->tcp.data = s->timer.data = s->flusher.data = s;
+    uv_idle_init(loop, &s->flusher);
+    uv_check_init(loop, &s->flusher_after);
+    s->tcp.data = s->timer.data = s->flusher.data = s->flusher_after.data = s;
     s->gai.data = s;
-    s->handles = 3;
+    s->handles = 4;
     return 0;
 }
 

@@ -1,7 +1,7 @@
 /* A byte stream over one libuv TCP handle, plain or TLS (common/tls.h), for the call threads:
  * connect by name with a deadline, or adopt an fd the worker already accepted; plaintext in
  * on_read; writes copied into a bounded output queue and sent with one uv_write per loop
- * iteration (a uv_prepare collects everything queued since the last one); high/low water marks
+ * iteration (a flush collects everything queued since the last one); high/low water marks
  * so the owner can stop reading its peer; graceful close. libuv style: the owner embeds the
  * struct, and may free it only in the close callback. All calls on the loop's thread. */
 #ifndef VB_COMMON_STREAM_H
@@ -62,7 +62,8 @@ struct stream {
     /* private below */
     uv_tcp_t tcp;
     uv_timer_t timer;
-    uv_prepare_t flusher;
+    uv_idle_t flusher;        /* runs the flush before the loop polls... */
+    uv_check_t flusher_after; /* ...or right after it, whichever comes first */
     uv_getaddrinfo_t gai;
     uv_connect_t connect_req;
     uv_write_t write_req;
