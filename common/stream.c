@@ -268,7 +268,40 @@ static void stream_fail(struct stream *s, int err)
     }
 }
 
-/* Hands the head of the queue (up to STREAM_WRITE_BUFS chunks) to one uv_write. */
+/* After bytes left the output queue: water marks, a refused writer's retry, the rest of the
+ * queue, the next step of a graceful close. A flush asked for from inside a flush is kept for
+ * its end (stream_flush_request ignores it there). */
+static void stream_wrote(struct stream *s)
+{
+    stream_check_low_water(s);
+    if (s->refused && !s->closing) {
+        /* a writer was turned away: let it retry from on_flush */
+        s->refused = 0;
+        s->flush_again = 1;
+    }
+    if (s->out.bytes > 0 || (s->plain.bytes > 0 && s->state == ST_OPEN))
+        s->flush_again = 1;
+    if (s->flush_again && !s->in_flush) {
+        s->flush_again = 0;
+        stream_flush_request(s);
+    }
+    stream_drain_step(s);
+}
+
+static unsigned stream_out_bufs(struct stream *s, uv_buf_t *bufs, size_t *total)
+{
+    unsigned n = 0;
+    *total = 0;
+    for (struct stream_chunk *c = s->out.head; c != NULL && n < STREAM_WRITE_BUFS; c = c->next) {
+        bufs[n++] = uv_buf_init((char *)c->data + c->start, (unsigned)(c->end - c->start));
+        *total += c->end - c->start;
+    }
+    return n;
+}
+
+/* Writes the queue: first at once with uv_try_write (the usual case: the socket has room, and
+ * no write request, completion callback, extra loop iteration or epoll_ctl is paid), then
+ * whatever the socket did not take through one uv_write of up to STREAM_WRITE_BUFS chunks. */
 static void stream_start_write(struct stream *s)
 {
     if (s->writing || s->out.bytes == 0 || s->handles_closing || s->broken)
@@ -276,12 +309,28 @@ static void stream_start_write(struct stream *s)
     if (s->state != ST_OPEN && s->state != ST_HANDSHAKE)
         return; /* not connected yet: stays queued */
     uv_buf_t bufs[STREAM_WRITE_BUFS];
-    unsigned n = 0;
-    size_t total = 0;
-    for (struct stream_chunk *c = s->out.head; c != NULL && n < STREAM_WRITE_BUFS; c = c->next) {
-        bufs[n++] = uv_buf_init((char *)c->data + c->start, (unsigned)(c->end - c->start));
-        total += c->end - c->start;
+    size_t total;
+    unsigned n;
+    for (;;) {
+        n = stream_out_bufs(s, bufs, &total);
+        int rc = uv_try_write((uv_stream_t *)&s->tcp, bufs, n);
+        if (rc == UV_EAGAIN || rc == UV_ENOSYS)
+            break;
+        if (rc < 0) {
+            stream_fail(s, rc);
+            return;
+        }
+        s->writes++;
+        s->bytes_written += (size_t)rc;
+        stream_queue_consume(s, &s->out, (size_t)rc);
+        if ((size_t)rc < total)
+            break; /* the socket is full: the rest waits for it to drain */
+        if (s->out.bytes == 0) {
+            stream_wrote(s);
+            return;
+        }
     }
+    n = stream_out_bufs(s, bufs, &total);
     s->write_req.data = s;
     int rc = uv_write(&s->write_req, (uv_stream_t *)&s->tcp, bufs, n, stream_on_write);
     if (rc != 0) {
@@ -306,15 +355,7 @@ static void stream_on_write(uv_write_t *req, int status)
     }
     stream_queue_consume(s, &s->out, s->inflight);
     s->inflight = 0;
-    stream_check_low_water(s);
-    if (s->refused && !s->closing) {
-        /* a writer was turned away: let it retry from on_flush */
-        s->refused = 0;
-        stream_flush_request(s);
-    }
-    if (s->out.bytes > 0 || (s->plain.bytes > 0 && s->state == ST_OPEN))
-        stream_flush_request(s);
-    stream_drain_step(s);
+    stream_wrote(s);
 }
 
 static void stream_encrypt(struct stream *s)
@@ -345,6 +386,10 @@ static void stream_flush_now(struct stream *s)
         stream_encrypt(s);
     stream_start_write(s);
     s->in_flush = 0;
+    if (s->flush_again) {
+        s->flush_again = 0;
+        stream_flush_request(s);
+    }
     stream_drain_step(s);
 }
 

@@ -56,7 +56,7 @@ struct stream_queue {
 
 struct stream {
     void *data;             /* the owner's */
-    uint64_t writes;        /* read-only counters, for metrics and tests: uv_write calls, */
+    uint64_t writes;        /* read-only counters, for metrics and tests: write attempts */
     uint64_t bytes_written; /* and bytes they carried (ciphertext under TLS) */
 
     /* private below */
@@ -84,7 +84,8 @@ struct stream {
     int last_err;
     unsigned gai_pending : 1, writing : 1, reading : 1, want_read : 1, above : 1, refused : 1,
         ended : 1, broken : 1, closing : 1, graceful : 1, notify_sent : 1, shut : 1, reopening : 1,
-        flush_on : 1, in_flush : 1, handles_closing : 1, client : 1;
+        flush_on : 1, in_flush : 1, handles_closing : 1, client : 1,
+        flush_again : 1;
 };
 
 /* Initialises s on loop with the owner's callbacks (kept by pointer; must outlive s) and
