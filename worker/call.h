@@ -72,6 +72,7 @@ struct call {
     struct resample_down down;
     struct playout playout;
     uint64_t last_mark_ms;
+    uint64_t up_trimmed, down_trimmed; /* ring tails at the last ring_trim */
     int g711;                    /* passthrough: no conversion */
 
     /* scratch for the per-message parsers (no allocation on the audio path) */
