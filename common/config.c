@@ -852,6 +852,7 @@ static const struct config_key config_keys[] = {
     STRING("public_url", public_url, NULL, check_http_base, KEY_NULLABLE),
     CUSTOM("workers", set_workers, "\"auto\""),
     INTEGER("max_calls_per_worker", max_calls_per_worker, "1000", 1, 100000),
+    INTEGER("call_threads", call_threads, "0", 0, 256),
     CUSTOM("log_level", set_log_level, "\"info\""),
     STRING("log_file", log_file, NULL, check_path, KEY_NULLABLE),
     STRING("pid_file", pid_file, "\"voicebridge.pid\"", check_path, 0),

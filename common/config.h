@@ -37,6 +37,7 @@ struct config {
     char *public_url;    /* "http(s)://host[:port]", no trailing slash; NULL: not set */
     unsigned workers;    /* 1..1024, or 0 for "auto" (see config_worker_count) */
     unsigned max_calls_per_worker;
+    unsigned call_threads; /* scheduler threads per worker running the calls; 0: one per CPU */
     enum log_level log_level;
     char *log_file; /* NULL: stderr */
     char *pid_file;

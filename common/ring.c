@@ -391,6 +391,36 @@ size_t ring_pop(struct ring *r, void *dst, size_t n)
     return n;
 }
 
+/* Frees the whole pages inside data[a, b). */
+static int ring_trim_range(struct ring *r, uint64_t a, uint64_t b)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t from = ((uintptr_t)(r->data + a) + page - 1) & ~(page - 1);
+    uintptr_t to = (uintptr_t)(r->data + b) & ~(page - 1);
+    if (to <= from)
+        return 0;
+    return madvise((void *)from, to - from, MADV_REMOVE) == -1 ? -errno : 0;
+}
+
+int ring_trim(struct ring *r)
+{
+    if (!r->writable || r->hdr == NULL)
+        return -EPERM;
+    uint64_t tail = ring_my_tail(r);
+    uint64_t head = atomic_load_explicit(&r->hdr->head, memory_order_acquire);
+    uint64_t used = ring_used(r, head, tail), cap = r->mask + 1;
+    if (used == cap)
+        return 0;
+    uint64_t t = tail & r->mask, h = (tail + used) & r->mask;
+    if (used == 0)
+        return ring_trim_range(r, 0, cap);
+    if (t < h) { /* live: [t, h) */
+        int rc = ring_trim_range(r, 0, t);
+        return rc != 0 ? rc : ring_trim_range(r, h, cap);
+    }
+    return ring_trim_range(r, h, t); /* live wraps: [t, cap) and [0, h) */
+}
+
 size_t ring_discard(struct ring *r)
 {
     if (!r->writable)

@@ -106,4 +106,13 @@ size_t ring_pop(struct ring *r, void *dst, size_t n);
 /* Drops everything readable (barge-in empties the downlink this way); returns bytes dropped. */
 size_t ring_discard(struct ring *r);
 
+/* Consumer side, and only while nothing writes the ring from another thread (the producer is
+ * the consumer's own thread, as in a call pair): gives back to the kernel every whole page of
+ * the data area that holds no readable byte (MADV_REMOVE: the memfd's pages are freed, and the
+ * producer's next write there faults in a zeroed page). A ring's write position sweeps all its
+ * capacity over time, so without this a ring costs its whole capacity in memory however little
+ * it holds. A system call: call it after some kilobytes were consumed, not per frame. Returns 0
+ * or -errno (a read-only view: -EPERM). */
+int ring_trim(struct ring *r);
+
 #endif

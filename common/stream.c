@@ -1,7 +1,10 @@
 /* Byte stream over a libuv TCP handle, optionally through a tls_session. Output is copied into
- * fixed-size chunks (a spare or two kept, so steady traffic allocates nothing) and written by a
- * uv_prepare handle just before the loop polls: everything queued since the last flush leaves
- * in one uv_write. Under TLS, plaintext waits in its own queue and is encrypted at flush time,
+ * fixed-size chunks (a spare or two kept, so steady traffic allocates nothing) and written once
+ * per loop iteration: everything queued since the last flush leaves in one uv_write. The flush
+ * runs from a uv_check (right after the poll, for what its callbacks wrote) or a uv_idle (before
+ * the next poll, for what timers or close callbacks wrote), whichever comes first; an active idle
+ * handle also makes uv_backend_timeout 0, so a loop run with UV_RUN_NOWAIT by the call scheduler
+ * (worker/call_sched.c) is run again to flush rather than left waiting for its next event. Under TLS, plaintext waits in its own queue and is encrypted at flush time,
  * so many small writes become one record.
  *
  *   INIT -> RESOLVING -> CONNECTING -> [HANDSHAKE] -> OPEN      (stream_connect)
@@ -195,6 +198,7 @@ static void stream_close_now(struct stream *s)
         uv_close((uv_handle_t *)&s->tcp, stream_on_handle_closed);
     uv_close((uv_handle_t *)&s->timer, stream_on_handle_closed);
     uv_close((uv_handle_t *)&s->flusher, stream_on_handle_closed);
+    uv_close((uv_handle_t *)&s->flusher_after, stream_on_handle_closed);
 }
 
 static void stream_on_shutdown(uv_shutdown_t *req, int status)
@@ -264,7 +268,40 @@ static void stream_fail(struct stream *s, int err)
     }
 }
 
-/* Hands the head of the queue (up to STREAM_WRITE_BUFS chunks) to one uv_write. */
+/* After bytes left the output queue: water marks, a refused writer's retry, the rest of the
+ * queue, the next step of a graceful close. A flush asked for from inside a flush is kept for
+ * its end (stream_flush_request ignores it there). */
+static void stream_wrote(struct stream *s)
+{
+    stream_check_low_water(s);
+    if (s->refused && !s->closing) {
+        /* a writer was turned away: let it retry from on_flush */
+        s->refused = 0;
+        s->flush_again = 1;
+    }
+    if (s->out.bytes > 0 || (s->plain.bytes > 0 && s->state == ST_OPEN))
+        s->flush_again = 1;
+    if (s->flush_again && !s->in_flush) {
+        s->flush_again = 0;
+        stream_flush_request(s);
+    }
+    stream_drain_step(s);
+}
+
+static unsigned stream_out_bufs(struct stream *s, uv_buf_t *bufs, size_t *total)
+{
+    unsigned n = 0;
+    *total = 0;
+    for (struct stream_chunk *c = s->out.head; c != NULL && n < STREAM_WRITE_BUFS; c = c->next) {
+        bufs[n++] = uv_buf_init((char *)c->data + c->start, (unsigned)(c->end - c->start));
+        *total += c->end - c->start;
+    }
+    return n;
+}
+
+/* Writes the queue: first at once with uv_try_write (the usual case: the socket has room, and
+ * no write request, completion callback, extra loop iteration or epoll_ctl is paid), then
+ * whatever the socket did not take through one uv_write of up to STREAM_WRITE_BUFS chunks. */
 static void stream_start_write(struct stream *s)
 {
     if (s->writing || s->out.bytes == 0 || s->handles_closing || s->broken)
@@ -272,12 +309,28 @@ static void stream_start_write(struct stream *s)
     if (s->state != ST_OPEN && s->state != ST_HANDSHAKE)
         return; /* not connected yet: stays queued */
     uv_buf_t bufs[STREAM_WRITE_BUFS];
-    unsigned n = 0;
-    size_t total = 0;
-    for (struct stream_chunk *c = s->out.head; c != NULL && n < STREAM_WRITE_BUFS; c = c->next) {
-        bufs[n++] = uv_buf_init((char *)c->data + c->start, (unsigned)(c->end - c->start));
-        total += c->end - c->start;
+    size_t total;
+    unsigned n;
+    for (;;) {
+        n = stream_out_bufs(s, bufs, &total);
+        int rc = uv_try_write((uv_stream_t *)&s->tcp, bufs, n);
+        if (rc == UV_EAGAIN || rc == UV_ENOSYS)
+            break;
+        if (rc < 0) {
+            stream_fail(s, rc);
+            return;
+        }
+        s->writes++;
+        s->bytes_written += (size_t)rc;
+        stream_queue_consume(s, &s->out, (size_t)rc);
+        if ((size_t)rc < total)
+            break; /* the socket is full: the rest waits for it to drain */
+        if (s->out.bytes == 0) {
+            stream_wrote(s);
+            return;
+        }
     }
+    n = stream_out_bufs(s, bufs, &total);
     s->write_req.data = s;
     int rc = uv_write(&s->write_req, (uv_stream_t *)&s->tcp, bufs, n, stream_on_write);
     if (rc != 0) {
@@ -302,15 +355,7 @@ static void stream_on_write(uv_write_t *req, int status)
     }
     stream_queue_consume(s, &s->out, s->inflight);
     s->inflight = 0;
-    stream_check_low_water(s);
-    if (s->refused && !s->closing) {
-        /* a writer was turned away: let it retry from on_flush */
-        s->refused = 0;
-        stream_flush_request(s);
-    }
-    if (s->out.bytes > 0 || (s->plain.bytes > 0 && s->state == ST_OPEN))
-        stream_flush_request(s);
-    stream_drain_step(s);
+    stream_wrote(s);
 }
 
 static void stream_encrypt(struct stream *s)
@@ -327,10 +372,10 @@ static void stream_encrypt(struct stream *s)
     }
 }
 
-static void stream_on_prepare(uv_prepare_t *p)
+static void stream_flush_now(struct stream *s)
 {
-    struct stream *s = p->data;
-    uv_prepare_stop(p);
+    uv_idle_stop(&s->flusher);
+    uv_check_stop(&s->flusher_after);
     s->flush_on = 0;
     if (s->handles_closing)
         return;
@@ -341,7 +386,21 @@ static void stream_on_prepare(uv_prepare_t *p)
         stream_encrypt(s);
     stream_start_write(s);
     s->in_flush = 0;
+    if (s->flush_again) {
+        s->flush_again = 0;
+        stream_flush_request(s);
+    }
     stream_drain_step(s);
+}
+
+static void stream_on_idle(uv_idle_t *h)
+{
+    stream_flush_now(h->data);
+}
+
+static void stream_on_check(uv_check_t *h)
+{
+    stream_flush_now(h->data);
 }
 
 void stream_flush_request(struct stream *s)
@@ -349,7 +408,8 @@ void stream_flush_request(struct stream *s)
     if (s->flush_on || s->in_flush || s->handles_closing)
         return;
     s->flush_on = 1;
-    uv_prepare_start(&s->flusher, stream_on_prepare);
+    uv_idle_start(&s->flusher, stream_on_idle);
+    uv_check_start(&s->flusher_after, stream_on_check);
 }
 
 size_t stream_pending(const struct stream *s)
@@ -669,10 +729,11 @@ int stream_init(struct stream *s, uv_loop_t *loop, const struct stream_callbacks
         return rc;
     }
     uv_timer_init(loop, &s->timer);
-    uv_prepare_init(loop, &s->flusher);
-    s->tcp.data = s->timer.data = s->flusher.data = s;
+    uv_idle_init(loop, &s->flusher);
+    uv_check_init(loop, &s->flusher_after);
+    s->tcp.data = s->timer.data = s->flusher.data = s->flusher_after.data = s;
     s->gai.data = s;
-    s->handles = 3;
+    s->handles = 4;
     return 0;
 }
 

@@ -1,7 +1,7 @@
 /* A byte stream over one libuv TCP handle, plain or TLS (common/tls.h), for the call threads:
  * connect by name with a deadline, or adopt an fd the worker already accepted; plaintext in
  * on_read; writes copied into a bounded output queue and sent with one uv_write per loop
- * iteration (a uv_prepare collects everything queued since the last one); high/low water marks
+ * iteration (a flush collects everything queued since the last one); high/low water marks
  * so the owner can stop reading its peer; graceful close. libuv style: the owner embeds the
  * struct, and may free it only in the close callback. All calls on the loop's thread. */
 #ifndef VB_COMMON_STREAM_H
@@ -56,13 +56,14 @@ struct stream_queue {
 
 struct stream {
     void *data;             /* the owner's */
-    uint64_t writes;        /* read-only counters, for metrics and tests: uv_write calls, */
+    uint64_t writes;        /* read-only counters, for metrics and tests: write attempts */
     uint64_t bytes_written; /* and bytes they carried (ciphertext under TLS) */
 
     /* private below */
     uv_tcp_t tcp;
     uv_timer_t timer;
-    uv_prepare_t flusher;
+    uv_idle_t flusher;        /* runs the flush before the loop polls... */
+    uv_check_t flusher_after; /* ...or right after it, whichever comes first */
     uv_getaddrinfo_t gai;
     uv_connect_t connect_req;
     uv_write_t write_req;
@@ -83,7 +84,8 @@ struct stream {
     int last_err;
     unsigned gai_pending : 1, writing : 1, reading : 1, want_read : 1, above : 1, refused : 1,
         ended : 1, broken : 1, closing : 1, graceful : 1, notify_sent : 1, shut : 1, reopening : 1,
-        flush_on : 1, in_flush : 1, handles_closing : 1, client : 1;
+        flush_on : 1, in_flush : 1, handles_closing : 1, client : 1,
+        flush_again : 1;
 };
 
 /* Initialises s on loop with the owner's callbacks (kept by pointer; must outlive s) and

@@ -1,7 +1,7 @@
 /* wslay driven from a libuv loop, after h2o's lib/websocket.c: bytes from the transport go
  * through wslay_event_recv at once; frames queued by the owner are serialised by
- * wslay_event_send only when the stream flushes (its uv_prepare), so everything queued in one
- * loop iteration leaves in one write. wslay's limits are set here: message size (its default
+ * wslay_event_send only when the stream flushes (once per loop iteration), so everything
+ * queued in one loop iteration leaves in one write. wslay's limits are set here: message size (its default
  * is 2 GiB), no extensions. The transport is a struct ws_io: the embedded stream, or a test's.
  *
  *   client: CONNECTING -> HANDSHAKE (request sent, reading the 101) -> OPEN

@@ -1,8 +1,8 @@
-/* The call pair's state, shared by the files that make it up (call_pair.c: lifecycle and the
- * thread; twilio_leg.c: the media stream from Twilio; openai_leg.c: the Realtime session;
- * call_audio.c: the audio path between them). Private to those files; the rest of the worker
- * sees only worker/call_pair.h. Everything here is touched by the call's own thread only,
- * except the queues' internals.
+/* The call pair's state, shared by the files that make it up (call_pair.c: lifecycle on a
+ * scheduler thread; twilio_leg.c: the media stream from Twilio; openai_leg.c: the Realtime
+ * session; call_audio.c: the audio path between them). Private to those files; the rest of the worker
+ * sees only worker/call_pair.h. Everything here is touched only by the scheduler thread that
+ * runs the call's loop (worker/call_sched.h), except the queues' internals.
  *
  *   Twilio ws --media--> uplink ring (mu-law) --DSP--> append --> OpenAI ws
  *   Twilio ws <--frames, marks, clear-- pacing <-- downlink ring (mu-law) <--DSP-- deltas
@@ -20,6 +20,7 @@
 #include "common/ws.h"
 #include "dsp/resample.h"
 #include "worker/call_pair.h"
+#include "worker/call_sched.h"
 #include "worker/openai_msg.h"
 #include "worker/playout.h"
 #include "worker/thread_queue.h"
@@ -35,7 +36,7 @@ struct call {
     struct call_pair_host *host; /* the worker's, outlives the call */
     uint64_t serial;             /* the worker's number for this call, for logs */
     struct call_slot slot;       /* the worker's, lent for the call's life */
-    pthread_t thread;
+    struct sched_task task;      /* the call's loop on its scheduler thread */
     uv_loop_t loop;
     uv_timer_t pace_timer;
     struct http_client http;     /* the webhook tool's requests */
@@ -71,6 +72,7 @@ struct call {
     struct resample_down down;
     struct playout playout;
     uint64_t last_mark_ms;
+    uint64_t up_trimmed, down_trimmed; /* ring tails at the last ring_trim */
     int g711;                    /* passthrough: no conversion */
 
     /* scratch for the per-message parsers (no allocation on the audio path) */

@@ -16,6 +16,7 @@
 #define UP_CHUNK (5 * CALL_FRAME)   /* appends carry at most 100 ms when draining a backlog */
 #define DELTA_CHUNK_CHARS 3840      /* base64 decoded per step: 2,880 bytes, 1,440 samples */
 #define MARK_MIN_GAP_MS 100
+#define RING_TRIM_BYTES (8u << 10)  /* consumed between two ring_trim: a second of audio */
 
 int call_audio_init(struct call *c)
 {
@@ -33,8 +34,30 @@ int call_audio_init(struct call *c)
     return 0;
 }
 
+/* A ring's write position sweeps its whole capacity (the downlink's is 16 s) in a long call, and
+ * every page it touched would stay in memory: the pages behind the read position are given back
+ * once a second of audio has been read past them. Producer and consumer are this thread. */
+static void trim_if_due(struct ring *r, uint64_t *trimmed_at, int force)
+{
+    uint64_t tail = ring_tail(r);
+    if (!force && tail - *trimmed_at < RING_TRIM_BYTES)
+        return;
+    *trimmed_at = tail;
+    int rc = ring_trim(r);
+    if (rc != 0)
+        log_warn("ring trim: %s", strerror(-rc));
+}
+
 void call_audio_free(struct call *c)
 {
+    if (c->uplink.hdr != NULL) { /* the slot's pages go back while it waits for a call */
+        ring_discard(&c->uplink);
+        trim_if_due(&c->uplink, &c->up_trimmed, 1);
+    }
+    if (c->downlink.hdr != NULL) {
+        ring_discard(&c->downlink);
+        trim_if_due(&c->downlink, &c->down_trimmed, 1);
+    }
     ring_close(&c->uplink);
     ring_close(&c->downlink);
 }
@@ -77,6 +100,7 @@ void call_audio_flush_uplink(struct call *c)
         else
             c->stats.up_dropped_bytes += n;
     }
+    trim_if_due(&c->uplink, &c->up_trimmed, 0);
 }
 
 void call_audio_uplink(struct call *c, const char *b64, size_t len, uint64_t t_in_us)
@@ -229,6 +253,7 @@ void call_audio_pump(struct call *c)
                 c->stats.down_us_max = took;
         }
     }
+    trim_if_due(&c->downlink, &c->down_trimmed, 0);
     uint64_t since_mark = c->playout.sent_ms - c->last_mark_ms;
     const struct config *cfg = c->host->cfg;
     if (since_mark >= cfg->bridge.mark_interval_ms ||
@@ -283,7 +308,7 @@ static void interrupt(struct call *c, uint64_t event_us, int by_caller)
                     playout_queued_frames(&c->playout) > 0 || c->audio_item[0];
     if (!had_audio && !c->response_active)
         return; /* the caller speaks into silence: an ordinary turn */
-    ring_discard(&c->downlink);
+    ring_discard(&c->downlink); /* its pages are trimmed by the next pump, not on this path */
     resample_down_init(&c->down);
     c->audio_item_bytes = 0;
     c->first_delta_us = 0;

@@ -1,6 +1,7 @@
-/* Call pair lifecycle: the thread with its own libuv loop, start-up of both legs, events to the
- * worker's main loop, and the end: once both WebSockets have closed, the remaining handles close,
- * the loop runs dry, the thread posts CALL_EV_ENDED and exits; the main loop joins and frees. */
+/* Call pair lifecycle: its own libuv loop, set up and run on a call scheduler thread
+ * (worker/call_sched.h), start-up of both legs, events to the worker's main loop, and the end:
+ * once both WebSockets have closed, the remaining handles close, the loop runs dry, the scheduler
+ * hands it back, the loop is closed and CALL_EV_ENDED posted; the main loop frees the call. */
 #include "worker/call_pair.h"
 
 #include <errno.h>
@@ -15,7 +16,6 @@
 #include "common/log.h"
 #include "worker/call.h"
 
-#define CALL_THREAD_STACK (256u << 10) /* the call path keeps its buffers small */
 #define CALL_CONTROL_QUEUE 16          /* commands waiting for one call: an API client's burst */
 
 uint64_t call_now_us(void)
@@ -209,10 +209,12 @@ void call_finish_if_done(struct call *c)
     }
 }
 
-static void *call_thread(void *arg)
+/* Scheduler thread: the call's loop, its handles and both legs. On failure everything is undone
+ * here and CALL_EV_ENDED posted, so the scheduler drops the task. */
+static int call_start(struct sched_task *t)
 {
-    struct call *c = arg;
-    log_set_context("call=%llu", (unsigned long long)c->serial);
+    struct call *c = (struct call *)((char *)t - offsetof(struct call, task));
+    t->enter(t);
     c->started_ns = uv_hrtime();
     int rc = uv_loop_init(&c->loop);
     if (rc != 0) {
@@ -222,34 +224,20 @@ static void *call_thread(void *arg)
         call_audio_free(c);
         snprintf(c->end_reason, sizeof c->end_reason, "loop failed");
         call_post(c, CALL_EV_ENDED, NULL, NULL);
-        return NULL;
+        return -EIO;
     }
     uv_timer_init(&c->loop, &c->pace_timer);
     c->pace_timer.data = c;
     if ((rc = http_client_init(&c->http, &c->loop, c->host->webhook_tls, NULL)) != 0) {
         log_error("call http client: %s", strerror(-rc));
         uv_close((uv_handle_t *)&c->pace_timer, NULL);
-        uv_run(&c->loop, UV_RUN_DEFAULT);
-        uv_loop_close(&c->loop);
-        close(c->fd);
-        free(c->early);
-        call_audio_free(c);
-        snprintf(c->end_reason, sizeof c->end_reason, "http client failed");
-        call_post(c, CALL_EV_ENDED, NULL, NULL);
-        return NULL;
+        goto fail;
     }
     if ((rc = thread_queue_init(&c->ctl, &c->loop, CALL_CONTROL_QUEUE, on_control)) != 0) {
         log_error("call control queue: %s", uv_strerror(rc));
         uv_close((uv_handle_t *)&c->pace_timer, NULL);
         http_client_close(&c->http, NULL);
-        uv_run(&c->loop, UV_RUN_DEFAULT);
-        uv_loop_close(&c->loop);
-        close(c->fd);
-        free(c->early);
-        call_audio_free(c);
-        snprintf(c->end_reason, sizeof c->end_reason, "control queue failed");
-        call_post(c, CALL_EV_ENDED, NULL, NULL);
-        return NULL;
+        goto fail;
     }
     c->handles_open = 1;
     c->tw_state = TW_CLOSED; /* until the leg starts */
@@ -257,7 +245,34 @@ static void *call_thread(void *arg)
     if (twilio_leg_start(c) == 0 && openai_leg_start(c) != 0)
         call_end(c, "openai connect failed", 1);
     call_finish_if_done(c);
-    uv_run(&c->loop, UV_RUN_DEFAULT);
+    return 0;
+fail:
+    uv_run(&c->loop, UV_RUN_DEFAULT); /* only close callbacks left: returns at once */
+    uv_loop_close(&c->loop);
+    close(c->fd);
+    free(c->early);
+    call_audio_free(c);
+    snprintf(c->end_reason, sizeof c->end_reason, "set-up failed");
+    call_post(c, CALL_EV_ENDED, NULL, NULL);
+    return -EIO;
+}
+
+/* The log context is per thread: set it when the thread switches to another call's loop. */
+static _Thread_local uint64_t call_context_serial;
+
+static void call_enter(struct sched_task *t)
+{
+    struct call *c = (struct call *)((char *)t - offsetof(struct call, task));
+    if (call_context_serial != c->serial) {
+        log_set_context("call=%llu", (unsigned long long)c->serial);
+        call_context_serial = c->serial;
+    }
+}
+
+/* Scheduler thread: the loop ran dry. After the ENDED post the main loop may free c at once. */
+static void call_done(struct sched_task *t)
+{
+    struct call *c = (struct call *)((char *)t - offsetof(struct call, task));
     if (uv_loop_close(&c->loop) != 0)
         log_error("call loop closed with handles still open");
     call_audio_publish(c);
@@ -272,7 +287,6 @@ static void *call_thread(void *arg)
              (unsigned long long)c->stats.frames_in, (unsigned long long)c->stats.frames_out,
              (unsigned long long)c->stats.barge_ins);
     call_post(c, CALL_EV_ENDED, NULL, NULL);
-    return NULL;
 }
 
 /* Copies s into the upgrade buffer at *pos; returns the copy or NULL if absent. */
@@ -315,12 +329,9 @@ int call_pair_start(struct call_pair_host *host, uint64_t serial, const struct c
     }
     if ((rc = call_audio_init(c)) != 0)
         goto fail;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, CALL_THREAD_STACK);
-    rc = -pthread_create(&c->thread, &attr, call_thread, c);
-    pthread_attr_destroy(&attr);
-    if (rc != 0)
+    c->task = (struct sched_task){
+        .loop = &c->loop, .start = call_start, .enter = call_enter, .done = call_done};
+    if ((rc = call_sched_submit(host->sched, &c->task)) != 0)
         goto fail;
     return 0;
 fail:
@@ -333,6 +344,5 @@ fail:
 
 void call_pair_join(struct call *c)
 {
-    pthread_join(c->thread, NULL);
     free(c);
 }

@@ -1,6 +1,6 @@
 /* A call pair: one phone call's media stream bridged to one OpenAI Realtime session, on its own
- * thread and libuv loop so that a slow or broken call cannot delay another. The worker's main
- * loop starts it with the upgraded fd and hears back through events (transcript turns, tool
+ * libuv loop, which one of the worker's call scheduler threads runs (worker/call_sched.h) among
+ * many others. The worker's main loop starts it with the upgraded fd and hears back through events (transcript turns, tool
  * calls, barge-ins, the end with the call's figures); it never touches the call's state. */
 #ifndef VB_WORKER_CALL_PAIR_H
 #define VB_WORKER_CALL_PAIR_H
@@ -16,6 +16,7 @@
 struct config;
 struct tls_config;
 struct call;
+struct call_sched;
 
 /* Figures of one call, reported with CALL_EV_ENDED. */
 struct call_stats {
@@ -49,7 +50,7 @@ enum call_event_type {
                             reason = outcome ("ok", "not_ready", "ending") */
 };
 
-/* One event from a call thread to the main loop. Owned by whoever holds it: the call thread
+/* One event from a call to the main loop. Owned by whoever holds it: the call's scheduler thread
  * allocates it, the main loop frees it with call_event_free. */
 struct call_event {
     struct tq_node node;
@@ -84,9 +85,10 @@ struct call_pair_host {
     const struct tls_config *openai_tls; /* client config for wss://, NULL for ws:// only */
     const struct tls_config *webhook_tls; /* system CAs, for an https:// webhook tool */
     struct thread_queue *events;         /* the main loop's queue for call_event nodes */
+    struct call_sched *sched;            /* the threads that run the calls' loops */
 };
 
-/* Starts a call pair on its own thread for an upgraded media-stream connection. Takes fd (it
+/* Starts a call pair on a scheduler thread for an upgraded media-stream connection. Takes fd (it
  * is closed on failure); the request's headers and early bytes are copied; the slot is the
  * call's until CALL_EV_ENDED (the caller frees it after call_pair_join). Returns 0 (events
  * follow, ending with CALL_EV_ENDED) or a negative errno. Main loop only. */
@@ -114,7 +116,7 @@ int call_pair_control(struct call *c, struct call_control *cmd);
 void call_control_free(struct call_control *cmd);
 const char *call_control_op_name(enum call_control_op op);
 
-/* After CALL_EV_ENDED: waits for the thread (it is exiting) and frees the call. */
+/* After CALL_EV_ENDED: frees the call (its loop is closed and its scheduler is done with it). */
 void call_pair_join(struct call *c);
 
 void call_event_free(struct call_event *ev);

@@ -20,6 +20,7 @@
 #include "dsp/resample.h"
 #include "worker/api_control.h"
 #include "worker/call_pair.h"
+#include "worker/call_sched.h"
 #include "worker/call_store.h"
 #include "worker/http_endpoints.h"
 #include "worker/http_server.h"
@@ -68,6 +69,7 @@ struct worker {
     struct call_stats retired; /* sums over the calls that ended */
     int draining, finished;
     struct call_store *store; /* Redis: records, sessions, control (worker/call_store.h) */
+    struct call_sched *sched; /* the threads that run the call loops (worker/call_sched.h) */
 };
 
 /* Twilio asks what to play once a stream has ended: the apology if that call's AI side failed.
@@ -335,7 +337,7 @@ static void on_drain_deadline(uv_timer_t *t)
 {
     struct worker *w = t->data;
     log_warn("drain deadline passed with %u calls still live; exiting anyway", w->live_calls);
-    _exit(0); /* the call threads cannot be stopped from outside; the process ends them */
+    _exit(0); /* the call loops cannot be stopped from outside; the process ends them */
 }
 
 static void worker_drain(struct worker *w, const char *why)
@@ -502,9 +504,13 @@ static int worker_setup(struct worker *w)
     if ((rc = thread_queue_init(&w->events, w->loop, WORKER_EVENT_QUEUE, on_events)) != 0)
         return rc;
     w->events_open = 1;
+    if ((rc = call_sched_create(cfg->call_threads, cfg->max_calls_per_worker, &w->sched)) != 0) {
+        log_error("call scheduler: %s", strerror(-rc));
+        return rc;
+    }
     w->host = (struct call_pair_host){
         .cfg = cfg, .openai_tls = w->openai_tls, .webhook_tls = w->webhook_tls,
-        .events = &w->events};
+        .events = &w->events, .sched = w->sched};
     return 0;
 }
 
@@ -594,6 +600,7 @@ out_loop:
         uv_run(w.loop, UV_RUN_DEFAULT);
     }
     uv_loop_close(w.loop);
+    call_sched_destroy(w.sched); /* no call is live: the threads exit at once */
 out:
     close(o->chan_fd);
     worker_security_free(&w.sec);

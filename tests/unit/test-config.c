@@ -93,6 +93,7 @@ static void check_same_config(const struct config *a, const struct config *b)
     CHECK(streq(a->public_url, b->public_url));
     CHECK_EQ(a->workers, b->workers);
     CHECK_EQ(a->max_calls_per_worker, b->max_calls_per_worker);
+    CHECK_EQ(a->call_threads, b->call_threads);
     CHECK_EQ(a->log_level, b->log_level);
     CHECK(streq(a->log_file, b->log_file));
     CHECK(streq(a->pid_file, b->pid_file));
@@ -161,6 +162,7 @@ TEST(config_defaults)
     CHECK(c.public_url == NULL);
     CHECK_EQ(c.workers, 0);
     CHECK_EQ(c.max_calls_per_worker, 1000);
+    CHECK_EQ(c.call_threads, 0);
     CHECK_EQ(c.log_level, LOG_INFO);
     CHECK(c.log_file == NULL);
     CHECK(strcmp(c.pid_file, "voicebridge.pid") == 0);
@@ -294,6 +296,7 @@ TEST(config_full_file)
         " \"listen\": [\"0.0.0.0:8443\", \"[::1]:9000\", \"localhost:7000\"],\n"
         " \"public_url\": \"https://voice.example.com:8443/\",\n"
         " \"workers\": 4, \"max_calls_per_worker\": 250, \"log_level\": \"debug\",\n"
+        " \"call_threads\": 3,\n"
         " \"log_file\": \"/var/log/voicebridge.log\", \"pid_file\": \"/run/vb.pid\",\n"
         " \"redis_url\": \"redis://cache.internal:6380/2\", \"redis_prefix\": \"prod:vb:\",\n"
         " \"drain_timeout_s\": 60,\n"
@@ -327,6 +330,7 @@ TEST(config_full_file)
     CHECK_EQ(c.workers, 4);
     CHECK_EQ(config_worker_count(&c), 4);
     CHECK_EQ(c.max_calls_per_worker, 250);
+    CHECK_EQ(c.call_threads, 3);
     CHECK_EQ(c.log_level, LOG_DEBUG);
     CHECK(strcmp(c.log_file, "/var/log/voicebridge.log") == 0);
     CHECK(strcmp(c.pid_file, "/run/vb.pid") == 0);
@@ -593,6 +597,8 @@ TEST(config_ranges_and_values)
     EXPECT_ERROR("{\"max_calls_per_worker\": 0}",
                  "max_calls_per_worker: must be between 1 and 100000, got 0");
     EXPECT_ERROR("{\"max_calls_per_worker\": 100001}", "must be between 1 and 100000, got 100001");
+    EXPECT_ERROR("{\"call_threads\": 257}", "call_threads: must be between 0 and 256, got 257");
+    EXPECT_ERROR("{\"call_threads\": -1}", "call_threads: must be between 0 and 256, got -1");
     EXPECT_ERROR("{\"workers\": 0}", "workers: must be \"auto\" or between 1 and 1024, got 0");
     EXPECT_ERROR("{\"workers\": 1025}", "workers: must be \"auto\" or between 1 and 1024");
     EXPECT_ERROR("{\"workers\": \"many\"}",

@@ -424,6 +424,49 @@ TEST(ring_discard_drops_what_is_readable)
     ring_close(&r);
 }
 
+/* Pages of the memfd that hold memory (shmem counts its allocated pages in st_blocks). */
+static long ring_pages_held(const struct ring *r)
+{
+    struct stat st;
+    CHECK_EQ(fstat(r->fd, &st), 0);
+    return (long)(st.st_blocks * 512 / sysconf(_SC_PAGESIZE));
+}
+
+TEST(ring_trim_frees_pages_without_readable_bytes)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    enum { CAP = 64 << 10 };
+    static uint8_t in[CAP], out[CAP];
+    pattern_fill(in, 0, sizeof in);
+    struct ring r;
+    CHECK_EQ(ring_create(&r, CAP, "trim"), 0);
+    long base = ring_pages_held(&r); /* the header's page */
+    CHECK_EQ(ring_trim(&r), 0);
+    CHECK_EQ(ring_pages_held(&r), base);
+    /* 48 KiB written, 40 KiB read: the first 40 KiB of data are dead, 8 KiB live. */
+    CHECK_EQ(ring_push(&r, in, 48 << 10), 48 << 10);
+    long full = ring_pages_held(&r);
+    CHECK(full >= base + (48 << 10) / page);
+    CHECK_EQ(ring_pop(&r, out, 40 << 10), 40 << 10);
+    CHECK(memcmp(out, in, 40 << 10) == 0);
+    CHECK_EQ(ring_trim(&r), 0);
+    long after = ring_pages_held(&r);
+    CHECK_MSG(after <= full - (40 << 10) / page + 1, "held %ld pages, %ld before", after, full);
+    /* The live bytes survive, and the producer goes on across the wrap into freed pages. */
+    CHECK_EQ(ring_push(&r, in + (48 << 10), 16 << 10), 16 << 10);
+    CHECK_EQ(ring_push(&r, in, 30 << 10), 30 << 10); /* wraps to the start */
+    CHECK_EQ(ring_pop(&r, out, 24 << 10), 24 << 10);
+    CHECK(memcmp(out, in + (40 << 10), 24 << 10) == 0);
+    CHECK_EQ(ring_trim(&r), 0); /* live wraps no more: [0, 30 KiB) */
+    CHECK_EQ(ring_pop(&r, out, CAP), 30 << 10);
+    CHECK(memcmp(out, in, 30 << 10) == 0);
+    /* Empty: every whole data page goes back. */
+    CHECK_EQ(ring_trim(&r), 0);
+    CHECK_MSG(ring_pages_held(&r) <= base + 1, "held %ld pages, %ld idle", ring_pages_held(&r),
+              base);
+    ring_close(&r);
+}
+
 TEST(ring_zero_sizes_and_misuse_are_harmless)
 {
     struct ring r;
