@@ -54,9 +54,12 @@ void call_post(struct call *c, enum call_event_type type, const char *role, cons
         ev->ai_failed = c->ai_failed;
         snprintf(ev->reason, sizeof ev->reason, "%s", c->end_reason);
         ev->stats = c->stats;
-        /* The end must arrive or the call is never joined: wait for room rather than drop. */
-        while (thread_queue_push(c->host->events, &ev->node) == -ENOBUFS)
-            usleep(1000);
+        /* The end must arrive or the call is never freed; one per call bounds these, and
+         * waiting for room would stall every call on this scheduler thread. */
+        if (thread_queue_push_always(c->host->events, &ev->node) != 0) {
+            log_error("call end event lost: the worker's queue is closed");
+            call_event_free(ev);
+        }
         return;
     }
     if (thread_queue_push(c->host->events, &ev->node) != 0)

@@ -33,7 +33,7 @@ int thread_queue_init(struct thread_queue *q, uv_loop_t *loop, unsigned limit,
     return 0;
 }
 
-int thread_queue_push(struct thread_queue *q, struct tq_node *n)
+static int push(struct thread_queue *q, struct tq_node *n, int bounded)
 {
     n->next = NULL;
     pthread_mutex_lock(&q->lock);
@@ -41,7 +41,7 @@ int thread_queue_push(struct thread_queue *q, struct tq_node *n)
         pthread_mutex_unlock(&q->lock);
         return -EPIPE;
     }
-    if (q->count >= q->limit) {
+    if (bounded && q->count >= q->limit) {
         q->dropped++;
         pthread_mutex_unlock(&q->lock);
         return -ENOBUFS;
@@ -56,6 +56,16 @@ int thread_queue_push(struct thread_queue *q, struct tq_node *n)
     uv_async_send(&q->async);
     pthread_mutex_unlock(&q->lock);
     return 0;
+}
+
+int thread_queue_push(struct thread_queue *q, struct tq_node *n)
+{
+    return push(q, n, 1);
+}
+
+int thread_queue_push_always(struct thread_queue *q, struct tq_node *n)
+{
+    return push(q, n, 0);
 }
 
 struct tq_node *thread_queue_take(struct thread_queue *q)

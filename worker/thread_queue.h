@@ -38,6 +38,10 @@ int thread_queue_init(struct thread_queue *q, uv_loop_t *loop, unsigned limit,
  * freed). */
 int thread_queue_push(struct thread_queue *q, struct tq_node *n);
 
+/* As thread_queue_push, but past the limit: for messages that must arrive and are bounded by
+ * other means (a call's one end event: at most one per live call). Returns 0 or -EPIPE. */
+int thread_queue_push_always(struct thread_queue *q, struct tq_node *n);
+
 /* Consumer's loop: detaches and returns everything queued, oldest first (NULL if empty).
  * The nodes now belong to the caller. */
 struct tq_node *thread_queue_take(struct thread_queue *q);

@@ -92,8 +92,11 @@ TEST(thread_queue_bounds_and_counts_drops)
     CHECK_EQ(thread_queue_push(&q, &b.node), 0);
     CHECK_EQ(thread_queue_push(&q, &c.node), -ENOBUFS);
     CHECK_EQ(q.dropped, 1);
+    struct item must;
+    CHECK_EQ(thread_queue_push_always(&q, &must.node), 0); /* past the limit, in order */
     struct tq_node *n = thread_queue_take(&q);
-    CHECK(n == &a.node && n->next == &b.node && b.node.next == NULL);
+    CHECK(n == &a.node && n->next == &b.node && b.node.next == &must.node &&
+          must.node.next == NULL);
     CHECK(thread_queue_take(&q) == NULL);
     CHECK_EQ(thread_queue_push(&q, &c.node), 0);
     thread_queue_take(&q);
