@@ -132,7 +132,7 @@ def redis(*args):  # one RESP command, the reply's first line (enough for HGET)
         line = f.readline()
         return (f.readline() if line[:2] not in (b"$-", b"") and line[:1] == b"$" else line).decode(errors="replace")
 end = time.monotonic() + 90
-while time.monotonic() < end and "http" not in redis("HGET", f"vb:call:{d['id']}", "recording_url"):
+while time.monotonic() < end and "RE" not in redis("HGET", f"vb:call:{d['id']}", "recording_ready"):
     time.sleep(0.2)
 PY
 )
