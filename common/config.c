@@ -892,6 +892,7 @@ static const struct config_key config_keys[] = {
     STRING("twilio.machine_detection", twilio.machine_detection, NULL, check_machine_detection,
            KEY_NULLABLE),
     INTEGER("twilio.stream_token_ttl_s", twilio.stream_token_ttl_s, "300", 10, 86400),
+    BOOLEAN("twilio.record", twilio.record, "true"),
     SECTION("auth", 0),
     INTEGER("auth.jwt_leeway_s", auth.jwt_leeway_s, "30", 0, 600),
     BOOLEAN("auth.jwt_require_exp", auth.jwt_require_exp, "true"),

@@ -83,6 +83,7 @@ struct config {
         char *auth_token;   /* TWILIO_AUTH_TOKEN, secret; NULL: not set */
         char *phone_number; /* TWILIO_PHONE_NUMBER, E.164; NULL: not set */
         unsigned stream_token_ttl_s; /* how long the TwiML's stream token stays valid */
+        bool record; /* outbound calls are recorded (dual channel) with a recording callback */
     } twilio;
 
     struct config_auth {

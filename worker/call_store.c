@@ -19,6 +19,7 @@
 #include "worker/control_msg.h"
 #include "worker/redis_client.h"
 #include "worker/redis_queue.h"
+#include "worker/twilio_callback.h"
 
 #define KEY_MAX 256
 
@@ -118,6 +119,14 @@ static void write_cmd(struct call_store *cs, int argc, const char *const *argv)
         log_error("redis write not queued: %s", strerror(-rc));
 }
 
+/* A unique id per event: a write replayed after a lost connection may be appended twice,
+ * and consumers drop the second by this field. Scripts that add several events append ".N". */
+static void event_id(struct call_store *cs, char out[96])
+{
+    snprintf(out, 96, "%s.%u.%s.%llu", cs->node, cs->worker_id, cs->pid_str,
+             (unsigned long long)++cs->event_seq);
+}
+
 void call_store_xadd(struct call_store *cs, const char *type, const char *call_id,
                      const char *const *fields, size_t n)
 {
@@ -125,10 +134,7 @@ void call_store_xadd(struct call_store *cs, const char *type, const char *call_i
     char k[KEY_MAX], ts[32], eid[96];
     snprintf(k, sizeof k, "%sevents", cs->prefix);
     call_store_iso8601(wall_ms(), ts);
-    /* A unique id per event: a write replayed after a lost connection may be appended twice,
-     * and consumers drop the second by this field. */
-    snprintf(eid, sizeof eid, "%s.%u.%s.%llu", cs->node, cs->worker_id, cs->pid_str,
-             (unsigned long long)++cs->event_seq);
+    event_id(cs, eid);
     int argc = 0;
     argv[argc++] = "XADD";
     argv[argc++] = k;
@@ -236,8 +242,8 @@ static void on_started(struct call_store *cs, const struct call_event *ev)
     const char *argv[40] = {"HSET", k, "id", id, "direction", direction,
                                                      "twilio_call_sid", ev->call_sid,
                                                      "stream_sid", ev->stream_sid, "status",
-                                                     "in-progress", "answered_at", now};
-    int argc = 14;
+                                                     "in-progress"};
+    int argc = 12;
     json_t *params = ev->text ? json_loads(ev->text, 0, NULL) : NULL;
     for (size_t i = 0; i < sizeof param_fields / sizeof param_fields[0]; i++) {
         const char *v = json_string_value(json_object_get(params, param_fields[i].param));
@@ -250,6 +256,9 @@ static void on_started(struct call_store *cs, const struct call_event *ev)
     json_decref(params);
     const char *created[] = {"HSETNX", k, "created_at", now};
     write_cmd(cs, 4, created);
+    /* An outbound call's answer time is Twilio's (the in-progress callback) when it came first. */
+    const char *answered[] = {"HSETNX", k, "answered_at", now};
+    write_cmd(cs, 4, answered);
     const char *exp[] = {"EXPIRE", k, cs->retention};
     write_cmd(cs, 3, exp);
     char sk[KEY_MAX];
@@ -280,35 +289,59 @@ static void on_turn(struct call_store *cs, struct live *l, const struct call_eve
     free(turn);
 }
 
+/* The stream's end, in one script so that it and Twilio's status callback (on any node) agree
+ * on who emits call.completed. A call placed through the API (source=api) is finished by
+ * Twilio's terminal status callback: the stream only writes provisional ended_at/duration_s
+ * (unless Twilio's are there), and emits call.completed if Twilio's came first and left
+ * completed_pending. Any other call (inbound, or a stream without an API record) ends with its
+ * stream, as before. KEYS: call, session, events. ARGV: 1 now, 2 duration_s, 3 reason, 4 usage,
+ * 5 transfer 0/1, 6 retention, 7 maxlen, 8 node, 9 eid, 10 ai_failed 0/1, 11 call id. */
+static const char ended_script[] =
+    "local r = redis.call('HMGET', KEYS[1], 'source', 'finished', 'completed_pending', "
+    "'status', 'duration_s') "
+    "local function ev(n, t, ...) redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', "
+    "'type', t, 'call_id', ARGV[11], 'ts', ARGV[1], 'node', ARGV[8], 'eid', ARGV[9] .. '.' .. n, "
+    "...) end "
+    "redis.call('HSET', KEYS[1], 'end_reason', ARGV[3], 'usage', ARGV[4]) "
+    "local api = r[1] == 'api' "
+    "if not api then redis.call('HSET', KEYS[1], 'ended_at', ARGV[1], 'duration_s', ARGV[2], "
+    "'status', ARGV[5] == '1' and 'in-progress' or 'completed') "
+    "elseif r[2] ~= '1' then redis.call('HSET', KEYS[1], 'ended_at', ARGV[1], 'duration_s', "
+    "ARGV[2]) end "
+    "redis.call('EXPIRE', KEYS[1], ARGV[6]) "
+    "redis.call('DEL', KEYS[2]) "
+    "ev(0, 'stream.ended', 'reason', ARGV[3], 'duration_s', ARGV[2], 'ai_failed', ARGV[10]) "
+    "if not api then "
+    "if ARGV[5] ~= '1' then ev(1, 'call.completed', 'reason', ARGV[3], 'duration_s', ARGV[2]) "
+    "end "
+    "elseif r[3] == '1' then redis.call('HDEL', KEYS[1], 'completed_pending') "
+    "ev(1, 'call.completed', 'status', r[4] or 'completed', 'duration_s', r[5] or ARGV[2], "
+    "'reason', ARGV[3]) end "
+    "return 1";
+
 static void on_ended(struct call_store *cs, struct live *l, const struct call_event *ev)
 {
-    char k[KEY_MAX], now[32], dur[24];
+    char k[KEY_MAX], sk[KEY_MAX], ek[KEY_MAX], now[32], dur[24], eid[96];
     uint64_t end = wall_ms();
     key(cs, k, "call", l->id);
+    key(cs, sk, "session", l->id);
+    snprintf(ek, sizeof ek, "%sevents", cs->prefix);
     call_store_iso8601(end, now);
     snprintf(dur, sizeof dur, "%llu", (unsigned long long)((end - l->started_ms) / 1000));
+    event_id(cs, eid);
     char *usage = call_store_usage_json(&ev->stats.usage);
+    /* a transferred call goes on (Twilio dials the target): not over */
+    const char *argv[] = {"EVAL", ended_script, "3", k, sk, ek, now, dur, ev->reason,
+                          usage ? usage : "{}", l->transfer ? "1" : "0", cs->retention,
+                          cs->maxlen, cs->node, eid, ev->ai_failed ? "1" : "0", l->id};
+    write_cmd(cs, (int)(sizeof argv / sizeof argv[0]), argv);
     char cost[32];
     snprintf(cost, sizeof cost, "%.6f",
              call_cost_usd(&cs->cfg->pricing, &ev->stats.usage, (end - l->started_ms) / 1000,
                            l->outbound));
-    const char *argv[] = {"HSET", k, "ended_at", now, "duration_s", dur, "end_reason",
-                          ev->reason, "usage", usage ? usage : "{}", "cost_usd", cost,
-                          /* a transferred call goes on (Twilio dials the target): not over */
-                          "status", l->transfer ? "in-progress" : "completed"};
-    write_cmd(cs, 14, argv);
+    const char *costv[] = {"HSET", k, "cost_usd", cost};
+    write_cmd(cs, 4, costv);
     free(usage);
-    const char *exp[] = {"EXPIRE", k, cs->retention};
-    write_cmd(cs, 3, exp);
-    char sk[KEY_MAX];
-    key(cs, sk, "session", l->id);
-    const char *del[] = {"DEL", sk};
-    write_cmd(cs, 2, del);
-    const char *f[] = {"reason", ev->reason, "duration_s", dur, "ai_failed",
-                       ev->ai_failed ? "1" : "0"};
-    call_store_xadd(cs, "stream.ended", l->id, f, 3);
-    if (!l->transfer)
-        call_store_xadd(cs, "call.completed", l->id, f, 2);
 }
 
 void call_store_event(struct call_store *cs, const struct call_event *ev)
@@ -500,4 +533,183 @@ const struct config *call_store_config(const struct call_store *cs)
 const char *call_store_node(const struct call_store *cs)
 {
     return cs->node;
+}
+
+/* ---- calls placed through the API, and Twilio's callbacks about them ---------------------- */
+
+void call_store_create(struct call_store *cs, const struct call_store_new_call *c)
+{
+    char k[KEY_MAX], created[32];
+    key(cs, k, "call", c->id);
+    call_store_iso8601(c->created_ms, created);
+    const char *argv[40] = {"HSET", k, "id", c->id, "direction", "outbound", "status", "queued",
+                            "source", "api", "to", c->to, "from", c->from, "created_at", created};
+    int argc = 16;
+    const struct {
+        const char *field, *value;
+    } opt[] = {{"contact_name", c->contact_name}, {"business_name", c->business_name},
+               {"user_id", c->user_id},           {"requested_by", c->requested_by},
+               {"metadata", c->metadata_json},    {"voice", c->voice},
+               {"instructions", c->instructions}};
+    for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++)
+        if (opt[i].value && opt[i].value[0]) {
+            argv[argc++] = opt[i].field;
+            argv[argc++] = opt[i].value;
+        }
+    write_cmd(cs, argc, argv);
+    const char *exp[] = {"EXPIRE", k, cs->retention};
+    write_cmd(cs, 3, exp);
+    const char *f[] = {"direction", "outbound", "user_id", c->user_id ? c->user_id : "",
+                       "requested_by", c->requested_by ? c->requested_by : ""};
+    call_store_xadd(cs, "call.created", c->id, f, 3);
+}
+
+/* Twilio's status from the create answer, unless a callback has already moved the record on
+ * (the initiated callback can overtake the create answer). KEYS: call, callsid. ARGV: sid,
+ * status, retention. */
+static const char placed_script[] =
+    "redis.call('HSET', KEYS[1], 'twilio_call_sid', ARGV[1]) "
+    "if redis.call('HGET', KEYS[1], 'status') == 'queued' then "
+    "redis.call('HSET', KEYS[1], 'status', ARGV[2]) end "
+    "redis.call('EXPIRE', KEYS[1], ARGV[3]) "
+    "redis.call('SET', KEYS[2], redis.call('HGET', KEYS[1], 'id') or '', 'EX', ARGV[3]) "
+    "return 1";
+
+void call_store_placed(struct call_store *cs, const char *id, const char *call_sid,
+                       const char *status)
+{
+    char k[KEY_MAX], sk[KEY_MAX];
+    key(cs, k, "call", id);
+    key(cs, sk, "callsid", call_sid);
+    /* The index is written here rather than read from the record: an id-less record would be a
+     * bug, and SET of id keeps the index right even then. */
+    const char *set[] = {"SET", sk, id, "EX", cs->retention};
+    write_cmd(cs, 5, set);
+    const char *argv[] = {"EVAL", placed_script, "2", k, sk, call_sid,
+                          status && status[0] ? status : "queued", cs->retention};
+    write_cmd(cs, 8, argv);
+}
+
+void call_store_place_failed(struct call_store *cs, const char *id, const char *reason,
+                             const char *code, const char *message)
+{
+    char k[KEY_MAX], now[32];
+    key(cs, k, "call", id);
+    call_store_iso8601(wall_ms(), now);
+    const char *argv[] = {"HSET", k, "status", "failed", "finished", "1", "ended_at", now,
+                          "duration_s", "0", "end_reason", reason, "error_code", code,
+                          "error_message", message};
+    write_cmd(cs, (int)(sizeof argv / sizeof argv[0]), argv);
+    const char *exp[] = {"EXPIRE", k, cs->retention};
+    write_cmd(cs, 3, exp);
+    const char *f[] = {"status", "failed", "reason", reason, "error_code", code};
+    call_store_xadd(cs, "call.completed", id, f, 3);
+}
+
+/* One status callback, applied atomically wherever it lands: callbacks may come reordered or
+ * repeated (ordered by SequenceNumber, a finished record takes none), and call.completed waits
+ * for the stream's end when the stream is still live (see ended_script). KEYS: callsid, events.
+ * ARGV: 1 prefix, 2 retention, 3 maxlen, 4 node, 5 eid, 6 now, 7 status, 8 terminal 0/1,
+ * 9 SequenceNumber (-1 absent), 10 CallDuration, 11 AnsweredBy, 12 SipResponseCode,
+ * 13 RecordingUrl, 14 RecordingSid, 15 RecordingDuration, 16 CallSid.
+ * Returns 0 (unknown CallSid), 1 applied, 2 record finished, 3 stale. */
+static const char status_script[] =
+    "local id = redis.call('GET', KEYS[1]) "
+    "if not id then return 0 end "
+    "local k = ARGV[1] .. 'call:' .. id "
+    "local r = redis.call('HMGET', k, 'finished', 'status_seq') "
+    "if r[1] == '1' then return 2 end "
+    "local seq = tonumber(ARGV[9]) "
+    "if seq >= 0 and r[2] and tonumber(r[2]) >= seq then return 3 end "
+    "local function ev(n, t, ...) redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', "
+    "'type', t, 'call_id', id, 'ts', ARGV[6], 'node', ARGV[4], 'eid', ARGV[5] .. '.' .. n, ...) "
+    "end "
+    "local f = {'status', ARGV[7], 'twilio_call_sid', ARGV[16]} "
+    "local function add(a, b) f[#f + 1] = a f[#f + 1] = b end "
+    "if seq >= 0 then add('status_seq', ARGV[9]) end "
+    "if ARGV[11] ~= '' then add('answered_by', ARGV[11]) end "
+    "if ARGV[7] == 'in-progress' then redis.call('HSETNX', k, 'answered_at', ARGV[6]) "
+    "ev(0, 'call.answered', 'twilio_call_sid', ARGV[16], 'answered_by', ARGV[11]) end "
+    "if ARGV[8] == '1' then "
+    "local dur = ARGV[10] ~= '' and ARGV[10] or '0' "
+    "add('finished', '1') add('ended_at', ARGV[6]) add('duration_s', dur) "
+    "if ARGV[12] ~= '' then add('sip_response_code', ARGV[12]) end "
+    "if ARGV[13] ~= '' then add('recording_url', ARGV[13]) add('recording_sid', ARGV[14]) "
+    "if ARGV[15] ~= '' then add('recording_duration_s', ARGV[15]) end end "
+    "if redis.call('EXISTS', ARGV[1] .. 'session:' .. id) == 1 then "
+    "add('completed_pending', '1') "
+    "else ev(1, 'call.completed', 'status', ARGV[7], 'duration_s', dur) end "
+    "end "
+    "redis.call('HSET', k, unpack(f)) "
+    "redis.call('EXPIRE', k, ARGV[2]) "
+    "return 1";
+
+/* KEYS: callsid, events. ARGV: 1 prefix, 2 retention, 3 maxlen, 4 node, 5 eid, 6 now,
+ * 7 RecordingStatus, 8 RecordingSid, 9 RecordingUrl, 10 channels, 11 duration. A repeated
+ * completed callback (same RecordingSid) emits nothing. */
+static const char recording_script[] =
+    "local id = redis.call('GET', KEYS[1]) "
+    "if not id then return 0 end "
+    "local k = ARGV[1] .. 'call:' .. id "
+    "if ARGV[7] ~= 'completed' then redis.call('HSET', k, 'recording_status', ARGV[7], "
+    "'recording_sid', ARGV[8]) return 1 end "
+    "if redis.call('HGET', k, 'recording_ready') == ARGV[8] then return 2 end "
+    "redis.call('HSET', k, 'recording_status', 'completed', 'recording_sid', ARGV[8], "
+    "'recording_url', ARGV[9], 'recording_channels', ARGV[10], 'recording_duration_s', "
+    "ARGV[11], 'recording_ready', ARGV[8]) "
+    "redis.call('EXPIRE', k, ARGV[2]) "
+    "redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'type', 'recording.ready', "
+    "'call_id', id, 'ts', ARGV[6], 'node', ARGV[4], 'eid', ARGV[5], 'recording_sid', ARGV[8], "
+    "'recording_url', ARGV[9], 'channels', ARGV[10], 'duration_s', ARGV[11]) "
+    "return 1";
+
+static void num(char out[24], long v)
+{
+    if (v < 0)
+        out[0] = '\0';
+    else
+        snprintf(out, 24, "%ld", v);
+}
+
+int call_store_on_status(void *arg, const struct twilio_call_status *st)
+{
+    struct call_store *cs = arg;
+    if (cs == NULL)
+        return 0;
+    char sk[KEY_MAX], ek[KEY_MAX], now[32], eid[96], seq[24], dur[24], sip[24], rdur[24];
+    key(cs, sk, "callsid", st->call_sid);
+    snprintf(ek, sizeof ek, "%sevents", cs->prefix);
+    call_store_iso8601(wall_ms(), now);
+    event_id(cs, eid);
+    if (st->sequence_number < 0)
+        snprintf(seq, sizeof seq, "-1");
+    else
+        num(seq, st->sequence_number);
+    num(dur, st->call_duration_s);
+    num(sip, st->sip_response_code);
+    num(rdur, st->recording_duration_s);
+    const char *argv[] = {"EVAL", status_script, "2", sk, ek, cs->prefix, cs->retention,
+                          cs->maxlen, cs->node, eid, now, twilio_call_state_name(st->status),
+                          st->terminal ? "1" : "0", seq, dur, st->answered_by, sip,
+                          st->recording_url, st->recording_sid, rdur, st->call_sid};
+    return redis_client_write(cs->redis, (int)(sizeof argv / sizeof argv[0]), argv, NULL);
+}
+
+int call_store_on_recording(void *arg, const struct twilio_recording_status *rec)
+{
+    struct call_store *cs = arg;
+    if (cs == NULL)
+        return 0;
+    char sk[KEY_MAX], ek[KEY_MAX], now[32], eid[96], ch[24], dur[24];
+    key(cs, sk, "callsid", rec->call_sid);
+    snprintf(ek, sizeof ek, "%sevents", cs->prefix);
+    call_store_iso8601(wall_ms(), now);
+    event_id(cs, eid);
+    num(ch, rec->channels);
+    num(dur, rec->duration_s);
+    const char *argv[] = {"EVAL", recording_script, "2", sk, ek, cs->prefix, cs->retention,
+                          cs->maxlen, cs->node, eid, now,
+                          twilio_recording_state_name(rec->status), rec->recording_sid,
+                          rec->recording_url, ch, dur};
+    return redis_client_write(cs->redis, (int)(sizeof argv / sizeof argv[0]), argv, NULL);
 }

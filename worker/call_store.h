@@ -39,6 +39,44 @@ const struct config *call_store_config(const struct call_store *cs);
 void call_store_xadd(struct call_store *cs, const char *type, const char *call_id,
                      const char *const *fields, size_t n);
 
+/* A call placed through POST /api/voice-calls/realtime (worker/api_calls.c). Strings are
+ * copied into the write; NULL or "" optional ones are left out of the record. */
+struct call_store_new_call {
+    const char *id, *to, *from;     /* required */
+    const char *contact_name, *business_name, *user_id;
+    const char *requested_by;       /* the JWT's subject */
+    const char *metadata_json;      /* compact JSON object */
+    const char *voice, *instructions;
+    uint64_t created_ms;            /* wall clock */
+};
+
+/* Writes the record (status queued, direction outbound, source api) and emits call.created.
+ * Queued like every write: it is written even if Redis is away right now. */
+void call_store_create(struct call_store *cs, const struct call_store_new_call *c);
+
+/* Twilio accepted the call: its CallSid on the record and in {prefix}callsid:{sid}, and its
+ * status (unless a callback has already moved the record past queued). */
+void call_store_placed(struct call_store *cs, const char *id, const char *call_sid,
+                       const char *status);
+
+/* Twilio refused the call or could not be reached: status failed, finished, with reason
+ * ("twilio_refused", "twilio_unreachable") and Twilio's code and message; call.completed. */
+void call_store_place_failed(struct call_store *cs, const char *id, const char *reason,
+                             const char *code, const char *message);
+
+/* The hooks of worker/twilio_callbacks_api.h (arg = the store): apply a status or recording
+ * callback to the record found through {prefix}callsid:{CallSid}, atomically in Redis (one
+ * script each, queued like every write). Status: status, status_seq, answered_at and
+ * answered_by (in-progress: call.answered), and on a terminal status finished, ended_at,
+ * duration_s (CallDuration), sip_response_code, recording_* and call.completed (held until
+ * the stream has ended if it is still live). Recording: recording_url, recording_sid,
+ * recording_channels, recording_duration_s and recording.ready. A CallSid the store does not
+ * know changes nothing. Returns 0 or -ENOMEM. */
+struct twilio_call_status;
+struct twilio_recording_status;
+int call_store_on_status(void *arg, const struct twilio_call_status *st);
+int call_store_on_recording(void *arg, const struct twilio_recording_status *rec);
+
 /* Pure helpers, exposed for the unit tests. */
 /* ISO 8601 UTC with milliseconds, "2025-01-31T12:00:00.123Z", from ms since the epoch. */
 void call_store_iso8601(uint64_t epoch_ms, char out[32]);

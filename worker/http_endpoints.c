@@ -97,9 +97,19 @@ static const char *fit(const char *name, const char *value, char *buf, size_t ca
 /* Writes the TwiML answer for a call. Returns 0 or a negative errno (500). */
 static int answer_stream(struct http_response *res, const struct http_endpoints *ep,
                          const char *call_id, const char *direction, const char *from,
-                         const char *to, const char *contact_name)
+                         const char *to, const char *contact_name,
+                         const struct http_call_info *info)
 {
     char contact[TWIML_PARAM_LIMIT], business[TWIML_PARAM_LIMIT], token[STREAM_TOKEN_MAX];
+    const char *business_name = ep->business_name, *voice = NULL, *instructions = NULL;
+    if (info) {
+        if (info->contact_name && info->contact_name[0])
+            contact_name = info->contact_name;
+        if (info->business_name && info->business_name[0])
+            business_name = info->business_name;
+        voice = info->voice && info->voice[0] ? info->voice : NULL;
+        instructions = info->instructions && info->instructions[0] ? info->instructions : NULL;
+    }
     const char *token_value = NULL;
     if (ep->stream_key != NULL) {
         int64_t expires = (int64_t)time(NULL) + ep->stream_token_ttl_s;
@@ -114,7 +124,9 @@ static int answer_stream(struct http_response *res, const struct http_endpoints 
         {"from", from},
         {"to", to},
         {"contactName", fit("contactName", contact_name, contact, sizeof contact)},
-        {"businessName", fit("businessName", ep->business_name, business, sizeof business)},
+        {"businessName", fit("businessName", business_name, business, sizeof business)},
+        {"voice", voice},               /* checked by the call API: [a-z0-9_-], short */
+        {"instructions", instructions}, /* bounded by the call API to fit */
         {STREAM_TOKEN_PARAM, token_value},
     };
     char *xml = malloc(TWIML_BYTES);
@@ -158,10 +170,32 @@ static int twilio_voice(struct http_request *req, struct http_response *res, voi
     } else {
         log_info("http: inbound call %s", sid);
         err = answer_stream(res, ep, sid, "inbound", form_get(f.fields, f.n, "From"),
-                            form_get(f.fields, f.n, "To"), form_get(f.fields, f.n, "CallerName"));
+                            form_get(f.fields, f.n, "To"), form_get(f.fields, f.n, "CallerName"),
+                            NULL);
     }
     free(f.arena);
     return err;
+}
+
+/* An answered outbound call waiting for its record: what the request said, copied. */
+struct incoming_wait {
+    struct http_response *res;
+    const struct http_endpoints *ep;
+    char call_id[CALL_ID_MAX + 1];
+    char *from, *to; /* owned; NULL when absent */
+};
+
+static void incoming_answer(void *ctx, const struct http_call_info *info)
+{
+    struct incoming_wait *iw = ctx;
+    int err = answer_stream(iw->res, iw->ep, iw->call_id, "outbound", iw->from, iw->to, NULL,
+                            info);
+    if (err != 0)
+        http_response_json_error(iw->res, 500, "internal", "TwiML not built");
+    http_response_finish(iw->res);
+    free(iw->from);
+    free(iw->to);
+    free(iw);
 }
 
 static int realtime_incoming(struct http_request *req, struct http_response *res, void *arg)
@@ -177,9 +211,27 @@ static int realtime_incoming(struct http_request *req, struct http_response *res
         return err < 0 ? err : 0;
     }
     log_info("http: outbound call %s answered", call_id);
-    /* contactName comes from the call record once Redis is wired. */
-    err = answer_stream(res, ep, call_id, "outbound", form_get(f.fields, f.n, "From"),
-                        form_get(f.fields, f.n, "To"), NULL);
+    const char *from = form_get(f.fields, f.n, "From"), *to = form_get(f.fields, f.n, "To");
+    struct incoming_wait *iw = ep->outbound_lookup ? calloc(1, sizeof *iw) : NULL;
+    if (iw) {
+        iw->res = res;
+        iw->ep = ep;
+        snprintf(iw->call_id, sizeof iw->call_id, "%s", call_id);
+        iw->from = from ? strdup(from) : NULL;
+        iw->to = to ? strdup(to) : NULL;
+        if ((from && !iw->from) || (to && !iw->to) ||
+            ep->outbound_lookup(ep->outbound_lookup_arg, call_id, incoming_answer, iw) != 0) {
+            free(iw->from);
+            free(iw->to);
+            free(iw);
+            iw = NULL;
+        } else {
+            free(f.arena);
+            return -EAGAIN;
+        }
+    }
+    /* No record to read (Redis away, or no hook): the request's own facts. */
+    err = answer_stream(res, ep, call_id, "outbound", from, to, NULL, NULL);
     free(f.arena);
     return err;
 }

@@ -8,6 +8,13 @@
 #include "worker/http_router.h"
 #include "worker/stream_token.h"
 
+/* What the call record says about an outbound call, for its TwiML; strings may be NULL. */
+struct http_call_info {
+    const char *contact_name, *business_name, *voice, *instructions;
+};
+/* info NULL: nothing known (no record, or Redis unavailable). Called once, on the loop. */
+typedef void http_call_info_fn(void *ctx, const struct http_call_info *info);
+
 struct http_endpoints {
     const char *public_url;    /* PUBLIC_BASE_URL, https://host[:port][/prefix] */
     const char *business_name; /* sent to the call as businessName; NULL when not configured */
@@ -26,6 +33,12 @@ struct http_endpoints {
     int (*stream_ended_async)(void *arg, const char *call_id, const char *say,
                               struct http_response *res);
     void *stream_ended_async_arg;
+    /* Set: POST /webhook/realtime/incoming/{callId} asks it for the call record and answers
+     * once done(ctx, info) has run (it may run before the hook returns). Returns 0, or a
+     * negative errno when it cannot ask (done is then not called: the TwiML carries what the
+     * request says). NULL: the request alone. */
+    int (*outbound_lookup)(void *arg, const char *call_id, http_call_info_fn *done, void *ctx);
+    void *outbound_lookup_arg;
     /* Stream tokens (worker/stream_token.h): when set, the TwiML carries a streamToken
      * Parameter for the call id, valid stream_token_ttl_s seconds. NULL: none is sent. */
     const struct stream_token_key *stream_key;

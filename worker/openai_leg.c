@@ -104,7 +104,9 @@ static char *tools_json(const struct config *cfg)
 void openai_leg_configure(struct call *c)
 {
     const struct config *cfg = c->host->cfg;
-    char *instructions = fill_template(c, cfg->openai.instructions);
+    /* A call placed through the API may bring its own instructions (a stream Parameter). */
+    const char *tpl = param(c, "instructions");
+    char *instructions = fill_template(c, tpl && tpl[0] ? tpl : cfg->openai.instructions);
     char *tools = tools_json(cfg);
     struct openai_session_cfg s = {
         .model = cfg->openai.model,

@@ -18,6 +18,7 @@
 #include "common/tls.h"
 #include "common/ws.h"
 #include "dsp/resample.h"
+#include "worker/api_calls.h"
 #include "worker/api_control.h"
 #include "worker/call_pair.h"
 #include "worker/call_sched.h"
@@ -70,6 +71,7 @@ struct worker {
     int draining, finished;
     struct call_store *store; /* Redis: records, sessions, control (worker/call_store.h) */
     struct call_sched *sched; /* the threads that run the call loops (worker/call_sched.h) */
+    struct api_calls *calls;  /* POST /api/voice-calls/realtime and its Twilio client */
 };
 
 /* Twilio asks what to play once a stream has ended: the apology if that call's AI side failed.
@@ -319,6 +321,8 @@ static void worker_close_all(struct worker *w)
     if (w->events_open)
         thread_queue_close(&w->events, NULL);
     w->events_open = 0;
+    api_calls_close(w->calls); /* requests to Twilio still running answer 503 */
+    w->calls = NULL;
     call_store_close(w->store); /* Redis connections and timers */
     w->store = NULL;
     if (w->chan_open)
@@ -466,6 +470,20 @@ static int worker_setup(struct worker *w)
     }
     w->endpoints.stream_ended_async = api_control_stream_ended;
     w->endpoints.stream_ended_async_arg = w->store;
+    /* The call API: placing calls, the record in their TwiML, Twilio's callbacks on the record. */
+    if ((rc = api_calls_new(w->loop, cfg, w->store, w->sec.calls, &w->calls)) != 0) {
+        log_error("call API: %s", strerror(-rc));
+        return rc;
+    }
+    w->endpoints.outbound_lookup = api_calls_lookup;
+    w->endpoints.outbound_lookup_arg = w->store;
+    w->twilio_callbacks.on_status = call_store_on_status;
+    w->twilio_callbacks.on_recording = call_store_on_recording;
+    w->twilio_callbacks.arg = w->store;
+    if ((rc = api_calls_register(&w->router, w->calls, api_auth_guard, &w->sec.api)) != 0) {
+        log_error("routes: %s", strerror(-rc));
+        return rc;
+    }
     if ((rc = api_control_register(&w->router, w->store, api_auth_guard, &w->sec.api)) != 0 ||
         (rc = http_endpoints_register(&w->router, &w->endpoints)) != 0 ||
         (rc = twilio_callbacks_api_register(&w->router, &w->twilio_callbacks)) != 0 ||

@@ -589,6 +589,9 @@ class Sim:
 
         report = await ts.run_call(cfg, driver=driver)
         c.report = report
+        if self.args.report_dir:  # twilio_sim's full report of the stream, as its --report writes
+            with open(os.path.join(self.args.report_dir, c.sid + ".json"), "w") as f:
+                json.dump(report, f, default=str)
         ended_by = "api_" + got["cmd"][0] if "cmd" in got else report.get("ended_by")
         self.log("stream.end", call_sid=c.sid, ended_by=ended_by,
                  stream_sid=report.get("stream_sid"), error=report.get("error"),
@@ -625,6 +628,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--transfer-ms", type=int, default=500, help="a transferred leg lasts this")
     ap.add_argument("--recordings-dir", help="keep each call's dual-channel WAV here (served "
                                              "at its RecordingUrl + .wav)")
+    ap.add_argument("--report-dir", help="write each call's media-stream report (twilio_sim's "
+                                         "--report format) here as CALLSID.json")
     ap.add_argument("--no-signature", action="store_true", help="send no X-Twilio-Signature")
     ap.add_argument("--fail", metavar="STATUS[:CODE]", help="refuse every create/update")
     ap.add_argument("--hang", action="store_true", help="never answer API requests")

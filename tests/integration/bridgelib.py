@@ -305,6 +305,71 @@ class Redis:
 
 
 # ------------------------------------------------------------------------------------------------
+# The Twilio REST stand-in (tests/fakes/twilio_rest_sim.py).
+
+TEST_ACCOUNT_SID = "AC" + "7" * 32
+TEST_PHONE_NUMBER = "+15005550006"
+
+
+class RestSim:
+    """One twilio_rest_sim.py process; its JSONL log is read with events()."""
+
+    def __init__(self, procs, tmp, name, args=(), auth_token=TEST_AUTH_TOKEN,
+                 account_sid=TEST_ACCOUNT_SID):
+        self.procs, self.name, self.args = procs, name, list(args)
+        self.auth_token, self.account_sid = auth_token, account_sid
+        self.out_path = os.path.join(tmp, f"{name}.out")
+        self.log_path = os.path.join(tmp, f"{name}.jsonl")
+        self.proc = None
+        self.port = None
+
+    async def start(self, timeout=30.0):
+        open(self.out_path, "w").close()
+        self.proc = self.procs.spawn(
+            [PYTHON, os.path.join(FAKES, "twilio_rest_sim.py"), "--port", "0", "--account-sid",
+             self.account_sid, "--auth-token", self.auth_token, "--log", self.log_path]
+            + self.args, self.out_path)
+
+        def ready():
+            if self.proc.poll() is not None:
+                return "exited"
+            with open(self.out_path, encoding="utf-8", errors="replace") as f:
+                m = re.search(r"^READY port=(\d+)", f.read(), re.M)
+            return m and m.group(1)
+        got = await wait_until(ready, timeout)
+        if not got or got == "exited":
+            raise RuntimeError(f"REST stand-in {self.name} did not get ready")
+        self.port = int(got)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self):
+        """What voicebridge needs in its environment to place calls through this stand-in."""
+        return {"TWILIO_ACCOUNT_SID": self.account_sid, "TWILIO_PHONE_NUMBER": TEST_PHONE_NUMBER}
+
+    def events(self, name=None, call_sid=None):
+        out = []
+        try:
+            with open(self.log_path, encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        e = json.loads(line)
+                    except ValueError:
+                        continue
+                    if (name is None or e.get("event") == name) and \
+                            (call_sid is None or e.get("call_sid") == call_sid):
+                        out.append(e)
+        except FileNotFoundError:
+            pass
+        return out
+
+    async def stop(self):
+        return await stop_process(self.proc, timeout=15)
+
+
+# ------------------------------------------------------------------------------------------------
 # voicebridge.
 
 RE_PID = re.compile(r"\[(\d+)\] ")
@@ -354,11 +419,12 @@ class Bridge:
     def pid(self):
         return self.proc.pid
 
-    async def start(self, timeout=20.0, auth_token=TEST_AUTH_TOKEN):
+    async def start(self, timeout=20.0, auth_token=TEST_AUTH_TOKEN, env_extra=None):
         env = {k: v for k, v in os.environ.items() if k not in VB_ENV_DROP}
         if auth_token is not None:
             env["TWILIO_AUTH_TOKEN"] = auth_token
         env["JWT_SECRET"] = TEST_JWT_SECRET
+        env.update(env_extra or {})
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         open(self.log_path, "w").close()

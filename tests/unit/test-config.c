@@ -648,6 +648,13 @@ TEST(config_ranges_and_values)
     c = LOAD_OK("{\"twilio\": {\"machine_detection\": null}}");
     CHECK(c.twilio.machine_detection == NULL);
     config_free(&c);
+    c = LOAD_OK("{}");
+    CHECK(c.twilio.record); /* recorded unless switched off */
+    config_free(&c);
+    c = LOAD_OK("{\"twilio\": {\"record\": false}}");
+    CHECK(!c.twilio.record);
+    config_free(&c);
+    EXPECT_ERROR("{\"twilio\": {\"record\": \"yes\"}}", "twilio.record");
 }
 
 TEST(config_redis_keys)

@@ -136,6 +136,51 @@ TEST(http_endpoints_outbound_twiml)
     stop();
 }
 
+/* The record look-up of an answered outbound call: answered at once here (the hook may call
+ * done before it returns), refused (the request alone), or knowing nothing. */
+static int lookups;
+static int lookup_mode; /* 0: answers with a record, 1: cannot ask, 2: no record */
+static int fake_lookup(void *arg, const char *call_id, http_call_info_fn *done, void *ctx)
+{
+    (void)arg;
+    lookups++;
+    if (lookup_mode == 1)
+        return -EAGAIN;
+    const struct http_call_info info = {.contact_name = "Ana <G>", .business_name = "Acme",
+                                        .voice = "verse", .instructions = "Call {{contactName}}."};
+    CHECK(strcmp(call_id, "call_abc") == 0);
+    done(ctx, lookup_mode == 0 ? &info : NULL);
+    return 0;
+}
+
+TEST(http_endpoints_outbound_record_lookup)
+{
+    start(&(struct http_endpoints){.public_url = "http://127.0.0.1:8080",
+                                   .business_name = "Configured Inc",
+                                   .outbound_lookup = fake_lookup});
+    const char *form = "CallSid=CAfff&From=%2B15550001111&To=%2B15552223333";
+    const struct http_msg *m = post("/webhook/realtime/incoming/call_abc", FORM, form);
+    CHECK_EQ(m->status, 200);
+    CHECK_EQ(lookups, 1);
+    CHECK_MSG(body_has(m, "<Parameter name=\"contactName\" value=\"Ana &lt;G&gt;\"/>") &&
+                  body_has(m, "<Parameter name=\"businessName\" value=\"Acme\"/>") &&
+                  body_has(m, "<Parameter name=\"voice\" value=\"verse\"/>") &&
+                  body_has(m, "<Parameter name=\"instructions\" value=\"Call {{contactName}}.\"/>") &&
+                  body_has(m, "<Parameter name=\"from\" value=\"+15550001111\"/>"),
+              "got %.*s", (int)m->body_len, m->body);
+    lookup_mode = 1;
+    m = post("/webhook/realtime/incoming/call_abc", FORM, form);
+    CHECK_EQ(m->status, 200);
+    CHECK(body_has(m, "value=\"Configured Inc\"") && !body_has(m, "name=\"voice\"") &&
+          body_has(m, "value=\"+15552223333\""));
+    lookup_mode = 2;
+    m = post("/webhook/realtime/incoming/call_abc", FORM, form);
+    CHECK_EQ(m->status, 200);
+    CHECK(body_has(m, "value=\"Configured Inc\"") && !body_has(m, "name=\"contactName\""));
+    CHECK_EQ(lookups, 3);
+    stop();
+}
+
 TEST(http_endpoints_webhook_input_checks)
 {
     start(&(struct http_endpoints){.public_url = "https://voice.example.com"});
