@@ -364,6 +364,8 @@ int api_calls_new(uv_loop_t *loop, const struct config *cfg, struct call_store *
     }
     if (ac->not_configured)
         log_warn("call API: outbound calls are refused (503): %s", ac->not_configured);
+    else /* hang-up and transfer of a call with no live stream go through Twilio too */
+        call_store_set_twilio(cs, &ac->rest);
     *out = ac;
     return 0;
 }
@@ -390,6 +392,7 @@ void api_calls_close(struct api_calls *ac)
 {
     if (ac == NULL)
         return;
+    call_store_set_twilio(ac->cs, NULL);
     twilio_rest_clear(&ac->rest);
     http_client_close(&ac->http, on_http_closed); /* running requests end CANCELED: 503 */
 }

@@ -16,6 +16,7 @@
 #include "worker/call_store.h"
 #include "worker/control_msg.h"
 #include "worker/redis_client.h"
+#include "worker/twilio_rest.h"
 #include "worker/twiml.h"
 
 #define KEY_MAX 256
@@ -177,6 +178,69 @@ static void ignore_reply(void *arg, const struct redis_reply *r)
     (void)arg, (void)r;
 }
 
+static void answer_accepted(struct api_op *op, const char *via)
+{
+    json_t *o = json_pack("{s:b, s:{s:s, s:s}}", "success", 1, "data", "commandId", op->msg.id,
+                          "via", via);
+    int rc = o ? body_json(op->res, o) : -ENOMEM;
+    if (rc == 0)
+        http_response_status(op->res, 202);
+    else
+        http_response_json_error(op->res, 500, "internal", "response not built");
+    http_response_finish(op->res);
+    op_free(op);
+}
+
+static void on_twilio_done(void *arg, const struct twilio_rest_result *r)
+{
+    struct api_op *op = arg;
+    if (r->outcome == TWILIO_REST_OK) {
+        log_info("control %s for %s sent to Twilio (%s)", call_control_op_name(op->msg.op),
+                 op->msg.call_id, op->msg.id);
+        return answer_accepted(op, "twilio");
+    }
+    if (r->outcome == TWILIO_REST_GONE)
+        return finish_error(op, 404, "call_not_live", "Twilio says the call has already ended");
+    char msg[300];
+    snprintf(msg, sizeof msg, "Twilio refused: %ld %s", (long)r->code, r->message);
+    int status = twilio_rest_api_status(r->outcome);
+    finish_error(op, status, status == 503 ? "twilio_unreachable" : "twilio_refused",
+                 status == 503 ? "Twilio could not be reached; try again" : msg);
+}
+
+/* No live media stream (the call is still ringing, or its stream lives on a node that is gone):
+ * a hang-up or transfer goes to Twilio's REST API for the call's CallSid instead. */
+static void on_record_for_twilio(void *arg, const struct redis_reply *r)
+{
+    struct api_op *op = arg;
+    if (r == NULL || redis_reply_type(r) != REDIS_R_ARRAY || redis_reply_count(r) != 2)
+        return finish_error(op, 503, "redis_unavailable", "call state is unavailable right now");
+    size_t sl, tl;
+    const char *sid = redis_reply_str(redis_reply_elem(r, 0), &sl);
+    const char *st = redis_reply_str(redis_reply_elem(r, 1), &tl);
+    struct twilio_rest *tr = call_store_twilio(op->cs);
+    char call_sid[72], status[32];
+    snprintf(call_sid, sizeof call_sid, "%.*s", sid ? (int)(sl < 64 ? sl : 64) : 0, sid ? sid : "");
+    snprintf(status, sizeof status, "%.*s", st ? (int)(tl < 24 ? tl : 24) : 0, st ? st : "");
+    int early = strcmp(status, "queued") == 0 || strcmp(status, "initiated") == 0 ||
+                strcmp(status, "ringing") == 0;
+    if (call_sid[0] == '\0' || tr == NULL || !(early || strcmp(status, "in-progress") == 0))
+        return finish_error(op, 404, "call_not_live", "the call has no live media stream");
+    int rc;
+    if (op->msg.op == CALL_CTL_HANGUP) {
+        rc = early ? twilio_rest_call_cancel(tr, call_sid, on_twilio_done, op)
+                   : twilio_rest_call_hangup(tr, call_sid, on_twilio_done, op);
+    } else {
+        char twiml[512];
+        size_t len;
+        rc = twilio_rest_dial_twiml(op->msg.to, NULL, twiml, sizeof twiml, &len);
+        if (rc == 0)
+            rc = twilio_rest_call_redirect(tr, call_sid, twiml, on_twilio_done, op);
+    }
+    if (rc != 0)
+        finish_error(op, 503, "twilio_unreachable", "the request to Twilio was not sent");
+}
+
 static void on_session(void *arg, const struct redis_reply *r)
 {
     struct api_op *op = arg;
@@ -185,8 +249,17 @@ static void on_session(void *arg, const struct redis_reply *r)
     size_t nl, wl;
     const char *node = redis_reply_str(redis_reply_elem(r, 0), &nl);
     const char *worker = redis_reply_str(redis_reply_elem(r, 1), &wl);
-    if (node == NULL || worker == NULL)
-        return finish_error(op, 404, "call_not_live", "the call has no live media stream");
+    if (node == NULL || worker == NULL) {
+        if (op->msg.op == CALL_CTL_SAY)
+            return finish_error(op, 404, "call_not_live", "the call has no live media stream");
+        char k[KEY_MAX];
+        key(op->cs, k, "call", op->msg.call_id);
+        const char *argv[] = {"HMGET", k, "twilio_call_sid", "status"};
+        if (redis_client_request(call_store_redis(op->cs), on_record_for_twilio, op, 4, argv,
+                                 NULL) != 0)
+            finish_error(op, 503, "redis_unavailable", "call state is unavailable right now");
+        return;
+    }
     char channel[KEY_MAX];
     snprintf(channel, sizeof channel, "%sctl:%.*s:%.*s", call_store_prefix(op->cs),
              (int)(nl < 80 ? nl : 80), node, (int)(wl < 16 ? wl : 16), worker);

@@ -45,6 +45,7 @@ struct live {
 
 struct call_store {
     const struct config *cfg;
+    struct twilio_rest *twilio; /* borrowed from the call API; NULL: not configured */
     struct redis_client *redis;
     uv_timer_t refresh;
     char prefix[72];
@@ -508,6 +509,16 @@ void call_store_close(struct call_store *cs)
     redis_client_close(cs->redis);
     cs->redis = NULL;
     uv_close((uv_handle_t *)&cs->refresh, on_refresh_closed);
+}
+
+void call_store_set_twilio(struct call_store *cs, struct twilio_rest *tr)
+{
+    cs->twilio = tr;
+}
+
+struct twilio_rest *call_store_twilio(struct call_store *cs)
+{
+    return cs->twilio;
 }
 
 struct redis_client *call_store_redis(struct call_store *cs)

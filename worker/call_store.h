@@ -29,6 +29,11 @@ void call_store_event(struct call_store *cs, const struct call_event *ev);
 
 /* For the HTTP routes (worker/api_control.c) and /metrics, /readyz. */
 struct redis_client *call_store_redis(struct call_store *cs);
+/* Twilio's REST client for control of calls with no live stream (set by the call API; NULL:
+ * Twilio is not configured). Borrowed: its owner outlives the store's routes. */
+struct twilio_rest;
+void call_store_set_twilio(struct call_store *cs, struct twilio_rest *tr);
+struct twilio_rest *call_store_twilio(struct call_store *cs);
 const struct redis_client_stats *call_store_redis_stats(const struct call_store *cs);
 const char *call_store_prefix(const struct call_store *cs);
 const char *call_store_node(const struct call_store *cs);

@@ -379,6 +379,12 @@ int twilio_rest_call_hangup(struct twilio_rest *tr, const char *call_sid,
     return update(tr, OP_HANGUP, call_sid, "Status", "completed", done, arg);
 }
 
+int twilio_rest_call_cancel(struct twilio_rest *tr, const char *call_sid,
+                            twilio_rest_done_fn *done, void *arg)
+{
+    return update(tr, OP_HANGUP, call_sid, "Status", "canceled", done, arg);
+}
+
 int twilio_rest_call_redirect(struct twilio_rest *tr, const char *call_sid, const char *twiml,
                               twilio_rest_done_fn *done, void *arg)
 {

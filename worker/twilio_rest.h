@@ -112,6 +112,11 @@ int twilio_rest_call_create(struct twilio_rest *tr, const struct twilio_call_cre
 int twilio_rest_call_hangup(struct twilio_rest *tr, const char *call_sid,
                             twilio_rest_done_fn *done, void *arg);
 
+/* Ends a call still queued or ringing: Status=canceled (Twilio ignores completed there).
+ * Returns and calls back as twilio_rest_call_hangup. */
+int twilio_rest_call_cancel(struct twilio_rest *tr, const char *call_sid,
+                            twilio_rest_done_fn *done, void *arg);
+
 /* Replaces a live call's TwiML with twiml (which ends its <Connect><Stream>): POST
  * {calls_url}/{call_sid}.json with Twiml=... Returns as twilio_rest_call_hangup, and -E2BIG for
  * TwiML over TWILIO_REST_TWIML_MAX bytes. */
