@@ -153,6 +153,8 @@ static int get_call(struct http_request *req, struct http_response *res, void *a
 
 /* ---- POST /api/voice-calls/{id}/{hangup,say,transfer} ------------------------------------ */
 
+static void answer_accepted(struct api_op *op, const char *via);
+
 static void on_published(void *arg, const struct redis_reply *r)
 {
     struct api_op *op = arg;
@@ -163,14 +165,7 @@ static void on_published(void *arg, const struct redis_reply *r)
                             "the worker that owns the call is not listening; try again");
     log_info("control %s for %s published (%s)", call_control_op_name(op->msg.op),
              op->msg.call_id, op->msg.id);
-    json_t *o = json_pack("{s:b, s:{s:s}}", "success", 1, "data", "commandId", op->msg.id);
-    int rc = o ? body_json(op->res, o) : -ENOMEM;
-    if (rc == 0)
-        http_response_status(op->res, 202);
-    else
-        http_response_json_error(op->res, 500, "internal", "response not built");
-    http_response_finish(op->res);
-    op_free(op);
+    answer_accepted(op, "stream");
 }
 
 static void ignore_reply(void *arg, const struct redis_reply *r)
