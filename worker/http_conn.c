@@ -439,6 +439,8 @@ static void conn_send(struct http_conn *c)
         res->close = close;
         http_response_json_error(res, 500, "internal_error", "internal error");
     }
+    if (env->settings.no_keepalive) /* the server started draining while this was handled */
+        res->close = true;
     if (res->status >= 500)
         env->stats.responses_5xx++;
     else if (res->status >= 400)
@@ -576,6 +578,13 @@ int http_conn_open(struct http_conn_env *env, int fd)
     timer_start(c, env->settings.idle_timeout_ms);
     conn_read_start(c);
     return 0;
+}
+
+void http_conn_close_idle(struct http_conn_env *env)
+{
+    for (struct http_conn *c = env->conns; c != NULL; c = c->next)
+        if (c->state == CONN_READING && !c->req_started && c->in_start == c->in_end)
+            conn_close(c);
 }
 
 void http_conn_close_all(struct http_conn_env *env)

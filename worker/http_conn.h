@@ -30,4 +30,8 @@ int http_conn_open(struct http_conn_env *env, int fd);
  * response is finished). */
 void http_conn_close_all(struct http_conn_env *env);
 
+/* Closes the connections that wait for a request of which nothing has arrived yet (idle
+ * keep-alive); requests in progress go on. */
+void http_conn_close_idle(struct http_conn_env *env);
+
 #endif

@@ -261,6 +261,12 @@ int http_server_adopt_fd(struct http_server *srv, int fd)
     return http_conn_open(&srv->env, fd);
 }
 
+void http_server_drain(struct http_server *srv)
+{
+    srv->env.settings.no_keepalive = true;
+    http_conn_close_idle(&srv->env);
+}
+
 const struct http_server_stats *http_server_stats(const struct http_server *srv)
 {
     return &srv->env.stats;

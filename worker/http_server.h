@@ -67,6 +67,11 @@ int http_server_adopt_fd(struct http_server *srv, int fd);
 
 const struct http_server_stats *http_server_stats(const struct http_server *srv);
 
+/* Winding down (a worker that drains): from now on every response closes its connection, and
+ * idle keep-alive connections are closed at once; requests in progress are answered. Watch
+ * http_server_stats()->active fall to 0, then http_server_close. */
+void http_server_drain(struct http_server *srv);
+
 /* Stops listening and closes every connection (no drain). cb(arg) runs once every handle is
  * closed and every deferred response has been finished; srv is freed right after cb returns. */
 void http_server_close(struct http_server *srv, void (*cb)(void *arg), void *arg);

@@ -35,6 +35,7 @@
 #define WORKER_TICK_MS 1000     /* scoreboard totals refresh */
 #define CHAN_BATCH 64           /* channel messages per wake-up */
 #define REDIS_FLUSH_MS 5000     /* at exit, how long held Redis writes may take to go out */
+#define HTTP_DRAIN_MS 10000     /* ...and requests in progress to be answered */
 #define FLUSH_TICK_MS 20
 
 struct worker {
@@ -279,20 +280,37 @@ static void close_handle(uv_handle_t *h)
 
 static void worker_close_all(struct worker *w);
 
-/* Redis writes still held (the last calls' ends): given up to REDIS_FLUSH_MS to go out while
- * Redis answers, so a drain or reload loses no record. */
+/* What still holds the exit back: Redis writes not yet acknowledged (the last calls' ends) while
+ * Redis answers, and HTTP requests being answered (an API call waiting for Twilio, a webhook
+ * for Redis). Each gets its own bound, so a drain or reload loses no record and cuts no
+ * request, and a stuck peer cannot hold the worker forever. */
+static int redis_held(const struct worker *w)
+{
+    const struct redis_client_stats *rs = w->store ? call_store_redis_stats(w->store) : NULL;
+    return rs && rs->pending > 0 && rs->connected && w->flush_waited_ms < REDIS_FLUSH_MS;
+}
+
+static int http_held(const struct worker *w)
+{
+    return w->server && http_server_stats(w->server)->active > 0 &&
+           w->flush_waited_ms < HTTP_DRAIN_MS;
+}
+
 static void on_flush_tick(uv_timer_t *t)
 {
     struct worker *w = t->data;
-    const struct redis_client_stats *rs = call_store_redis_stats(w->store);
     w->flush_waited_ms += FLUSH_TICK_MS;
-    if (rs->pending == 0 || !rs->connected || w->flush_waited_ms >= REDIS_FLUSH_MS) {
-        if (rs->pending > 0)
-            log_warn("exiting with %llu Redis writes not acknowledged%s",
-                     (unsigned long long)rs->pending, rs->connected ? "" : " (Redis is down)");
-        uv_timer_stop(t);
-        worker_close_all(w);
-    }
+    if (redis_held(w) || http_held(w))
+        return;
+    const struct redis_client_stats *rs = w->store ? call_store_redis_stats(w->store) : NULL;
+    if (rs && rs->pending > 0)
+        log_warn("exiting with %llu Redis writes not acknowledged%s",
+                 (unsigned long long)rs->pending, rs->connected ? "" : " (Redis is down)");
+    if (w->server && http_server_stats(w->server)->active > 0)
+        log_warn("exiting with %u HTTP connections still busy",
+                 http_server_stats(w->server)->active);
+    uv_timer_stop(t);
+    worker_close_all(w);
 }
 
 /* The last step, once no call is live: everything closes, so uv_run returns. */
@@ -301,8 +319,9 @@ static void worker_finish(struct worker *w)
     if (w->finished)
         return;
     w->finished = 1;
-    const struct redis_client_stats *rs = w->store ? call_store_redis_stats(w->store) : NULL;
-    if (rs && rs->pending > 0 && rs->connected && w->flush_timer.type == UV_TIMER) {
+    if (w->server)
+        http_server_drain(w->server);
+    if ((redis_held(w) || http_held(w)) && w->flush_timer.type == UV_TIMER) {
         uv_timer_start(&w->flush_timer, on_flush_tick, FLUSH_TICK_MS, FLUSH_TICK_MS);
         return;
     }
@@ -350,6 +369,9 @@ static void worker_drain(struct worker *w, const char *why)
         return;
     w->draining = 1;
     atomic_store(&w->self->state, SB_DRAINING);
+    /* Keep-alive clients (HAProxy) go back to the master, which has a worker for them. */
+    if (w->server)
+        http_server_drain(w->server);
     log_info("%s: draining %u live calls (deadline %u s)", why, w->live_calls,
              w->cfg->drain_timeout_s);
     if (w->live_calls == 0) {

@@ -94,6 +94,14 @@ static int deferred_handler(struct http_request *req, struct http_response *res,
     return -EAGAIN;
 }
 
+/* Starts the server's drain from its own loop thread, as a worker would, while this request
+ * is itself in progress (answered later, like one waiting on Redis). */
+static int drain_handler(struct http_request *req, struct http_response *res, void *arg)
+{
+    http_server_drain(harness.srv);
+    return deferred_handler(req, res, arg);
+}
+
 /* Finishes before returning -EAGAIN: allowed, answered when the handler returns. */
 static int early_finish_handler(struct http_request *req, struct http_response *res, void *arg)
 {
@@ -149,6 +157,7 @@ static void setup_router(uv_loop_t *loop)
          .handler = deferred_handler,
          .arg = loop},
         {.method = HTTP_METHOD_GET, .pattern = "/early", .handler = early_finish_handler},
+        {.method = HTTP_METHOD_GET, .pattern = "/drain", .handler = drain_handler, .arg = loop},
         {.method = HTTP_METHOD_GET, .pattern = "/guarded", .handler = echo, .guard = deny_guard},
         {.pattern = "/ws", .upgrade = on_upgrade},
     };
@@ -254,6 +263,29 @@ TEST(http_server_keep_alive_three_requests)
     stop_and_check_fds();
     CHECK_EQ(harness.stats.accepted, 1);
     CHECK_EQ(harness.stats.requests, 3);
+}
+
+/* A draining server closes idle keep-alive connections at once and answers a request in
+ * progress, then closes that connection too (Connection: close). */
+TEST(http_server_drain_closes_idle_and_finishes_busy)
+{
+    start();
+    int idle = connect_client(), busy = connect_client();
+    http_harness_reader_init(&reader, idle);
+    CHECK_EQ(http_harness_send_str(idle, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"), 0);
+    expect_response(&reader, 200); /* kept alive, now idle */
+    http_harness_reader_init(&reader2, busy);
+    /* in progress when the drain starts: the drain comes from its own handler */
+    CHECK_EQ(http_harness_send_str(busy, "GET /drain?ms=200 HTTP/1.1\r\nHost: t\r\n\r\n"), 0);
+    http_harness_reader_init(&reader, idle);
+    CHECK_EQ(http_harness_read_eof(&reader), 0); /* the idle connection was closed */
+    expect_response(&reader2, 200);              /* the busy one was answered... */
+    CHECK(body_has(&reader2, "later"));
+    CHECK(!reader2.parser.msg.keep_alive);       /* ...with Connection: close */
+    CHECK_EQ(http_harness_read_eof(&reader2), 0);
+    close(idle);
+    close(busy);
+    stop_and_check_fds();
 }
 
 TEST(http_server_pipelining_in_order)
