@@ -356,8 +356,11 @@ static void conn_on_read(struct stream *s, const uint8_t *data, size_t len)
         return;
     }
     /* Reusable only if the server said so, sent nothing beyond the response, and took all of
-     * our request (it may answer early, e.g. 413, while we are still sending the body). */
-    bool keep = c->reader.parser.msg.keep_alive && used == len && stream_pending(s) == 0;
+     * our request (it may answer early, e.g. 413, while we are still sending the body). "Took"
+     * is what the kernel took: stream_pending would still count a write the kernel finished
+     * in this loop iteration (its callback comes in the next), and a fast server's answer
+     * read in between would throw a good connection away. */
+    bool keep = c->reader.parser.msg.keep_alive && used == len && stream_unsent(s) == 0;
     conn_deliver(c, keep);
 }
 

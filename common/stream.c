@@ -45,6 +45,8 @@ struct stream_chunk {
  * thread, so one buffer per thread serves all its streams. */
 static _Thread_local char stream_rbuf[65536];
 
+bool stream_test_skip_try_write;
+
 static void stream_on_write(uv_write_t *req, int status);
 static void stream_on_timer(uv_timer_t *t);
 static void stream_try_next(struct stream *s);
@@ -313,7 +315,8 @@ static void stream_start_write(struct stream *s)
     unsigned n;
     for (;;) {
         n = stream_out_bufs(s, bufs, &total);
-        int rc = uv_try_write((uv_stream_t *)&s->tcp, bufs, n);
+        int rc = stream_test_skip_try_write ? UV_EAGAIN
+                                            : uv_try_write((uv_stream_t *)&s->tcp, bufs, n);
         if (rc == UV_EAGAIN || rc == UV_ENOSYS)
             break;
         if (rc < 0) {
@@ -415,6 +418,16 @@ void stream_flush_request(struct stream *s)
 size_t stream_pending(const struct stream *s)
 {
     return s->out.bytes + s->plain.bytes;
+}
+
+size_t stream_unsent(const struct stream *s)
+{
+    /* out still holds the in-flight write's bytes; of those, libuv's queue size is what the
+     * kernel has not taken (0 once uv__write finished, callback run or not). */
+    size_t out = s->out.bytes;
+    if (s->writing)
+        out = out - s->inflight + uv_stream_get_write_queue_size((const uv_stream_t *)&s->tcp);
+    return out + s->plain.bytes;
 }
 
 int stream_write(struct stream *s, const void *data, size_t len)

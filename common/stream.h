@@ -7,6 +7,7 @@
 #ifndef VB_COMMON_STREAM_H
 #define VB_COMMON_STREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -113,8 +114,21 @@ int stream_write(struct stream *s, const void *data, size_t len);
 /* Asks for a flush in this loop iteration even if nothing was written (so on_flush runs). */
 void stream_flush_request(struct stream *s);
 
-/* Bytes accepted by stream_write and not yet handed to the kernel. */
+/* Bytes held in the output queues: accepted by stream_write and not yet released by a write
+ * completion (what max_pending and the water marks count). An in-flight uv_write keeps its
+ * bytes here until its callback, which libuv runs an iteration later even when the kernel took
+ * them at once. */
 size_t stream_pending(const struct stream *s);
+
+/* Bytes accepted by stream_write that the kernel has not taken yet (plaintext waiting to be
+ * encrypted included). 0 means everything written so far is on its way to the peer, whether or
+ * not libuv has run the write callback: what a request/response protocol asks before it
+ * reuses the connection. */
+size_t stream_unsent(const struct stream *s);
+
+/* Tests only: when true, flushes skip uv_try_write and go through uv_write, whose completion
+ * callback is deferred to the next loop iteration. */
+extern bool stream_test_skip_try_write;
 
 /* Backpressure on the peer: stop/resume delivering on_read. */
 void stream_read_stop(struct stream *s);

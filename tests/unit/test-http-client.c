@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -750,6 +751,101 @@ TEST(http_client_idle_timeout)
     check_ok(&h.res[1], 200, "hello");
     CHECK_EQ(h.srv.accepts, 2);
     CHECK_EQ(h.cl.stats.reuses, 0);
+}
+
+/* The keep-alive decision must not depend on when libuv runs a write's callback. Here the
+ * request leaves through uv_write (the test switch skips uv_try_write), which the kernel takes
+ * at once while its callback waits for the next loop iteration; the server's answer is already
+ * in the socket, so the same iteration's poll reads it before that callback. A server on
+ * another thread or process answers that fast on its own now and then; the test makes it
+ * every time. The connection must go back to the pool, not be closed. */
+struct early_test {
+    struct harness h;
+    int done;
+};
+
+static void early_done(void *arg, const struct http_client_response *res)
+{
+    struct early_test *t = arg;
+    CHECK_MSG(res->error == 0, "%s", res->message);
+    CHECK_EQ(res->status, 200);
+    t->done++;
+}
+
+/* Runs the loop without blocking until fd has a request head (read and dropped) or 5 s. */
+static void early_read_request(struct early_test *t, int fd)
+{
+    char buf[4096];
+    size_t len = 0;
+    for (int i = 0; i < 5000; i++) {
+        uv_run(&t->h.loop, UV_RUN_NOWAIT);
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 1) == 1) {
+            ssize_t n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+            CHECK(n > 0);
+            len += (size_t)n;
+            buf[len] = '\0';
+            if (strstr(buf, "\r\n\r\n") != NULL)
+                return;
+        }
+    }
+    CHECK_MSG(0, "no request arrived");
+}
+
+static void early_send(int fd, const char *s)
+{
+    CHECK_EQ(send(fd, s, strlen(s), MSG_NOSIGNAL), (ssize_t)strlen(s));
+}
+
+TEST(http_client_keep_alive_when_answered_before_write_callback)
+{
+    static struct early_test t;
+    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    harness_open(&t.h);
+    int lfd = test_tcp_listen(&t.h.port);
+    CHECK(lfd >= 0);
+    harness_client(&t.h, NULL);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/x", t.h.port);
+    struct http_client_request req = {.url = url};
+    stream_test_skip_try_write = true;
+
+    CHECK_EQ(http_client_request(&t.h.cl, &req, early_done, &t, NULL), 0);
+    int fd = -1;
+    for (int i = 0; i < 5000 && fd < 0; i++) {
+        uv_run(&t.h.loop, UV_RUN_NOWAIT);
+        fd = test_tcp_accept(lfd, 1);
+    }
+    CHECK(fd >= 0);
+    early_read_request(&t, fd);
+    early_send(fd, ok);
+    while (t.done < 1)
+        CHECK(uv_run(&t.h.loop, UV_RUN_ONCE) != 0 || t.done == 1);
+    CHECK_EQ(t.h.cl.stats.idle, 1);
+
+    /* Queued on the idle connection from outside the loop: the flush runs in the next
+     * iteration's idle phase, before its poll, and the answer is there before it. */
+    CHECK_EQ(http_client_request(&t.h.cl, &req, early_done, &t, NULL), 0);
+    early_send(fd, ok);
+    while (t.done < 2)
+        CHECK(uv_run(&t.h.loop, UV_RUN_ONCE) != 0 || t.done == 2);
+    CHECK_EQ(t.h.cl.stats.reuses, 1);
+    CHECK_MSG(t.h.cl.stats.idle == 1, "the connection was not kept (conns %u, idle %u)",
+              t.h.cl.stats.conns, t.h.cl.stats.idle);
+
+    /* And it is used again: one connection for all three. */
+    CHECK_EQ(http_client_request(&t.h.cl, &req, early_done, &t, NULL), 0);
+    early_read_request(&t, fd);
+    early_send(fd, ok);
+    while (t.done < 3)
+        CHECK(uv_run(&t.h.loop, UV_RUN_ONCE) != 0 || t.done == 3);
+    CHECK_EQ(t.h.cl.stats.connects, 1);
+    CHECK_EQ(t.h.cl.stats.reuses, 2);
+    stream_test_skip_try_write = false;
+    http_client_close(&t.h.cl, cl_closed);
+    close(fd);
+    close(lfd);
+    harness_close(&t.h);
 }
 
 TEST(http_client_connection_refused)
