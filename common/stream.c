@@ -1,10 +1,11 @@
 /* Byte stream over a libuv TCP handle, optionally through a tls_session. Output is copied into
  * fixed-size chunks (a pool per thread keeps them, so steady traffic allocates nothing) and
  * written once per loop iteration: everything queued since the last flush leaves in one
- * uv_write. The flush runs from a uv_check (right after the poll, for what its callbacks wrote) or a uv_idle (before
- * the next poll, for what timers or close callbacks wrote), whichever comes first; an active idle
- * handle also makes uv_backend_timeout 0, so a loop run with UV_RUN_NOWAIT by the call scheduler
- * (worker/call_sched.c) is run again to flush rather than left waiting for its next event. Under TLS, plaintext waits in its own queue and is encrypted at flush time,
+ * uv_write. The flush runs from a uv_check (right after the poll, for what its callbacks wrote)
+ * or a uv_idle (before the next poll, for what timers or close callbacks wrote), whichever comes
+ * first; an active idle handle also makes uv_backend_timeout 0, so a loop run with UV_RUN_NOWAIT
+ * by the call scheduler (worker/call_sched.c) is run again to flush rather than left waiting for
+ * its next event. Under TLS, plaintext waits in its own queue and is encrypted at flush time,
  * so many small writes become one record.
  *
  *   INIT -> RESOLVING -> CONNECTING -> [HANDSHAKE] -> OPEN      (stream_connect)
