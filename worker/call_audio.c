@@ -16,7 +16,7 @@
 #define UP_CHUNK (5 * CALL_FRAME)   /* appends carry at most 100 ms when draining a backlog */
 #define DELTA_CHUNK_CHARS 3840      /* base64 decoded per step: 2,880 bytes, 1,440 samples */
 #define MARK_MIN_GAP_MS 100
-#define RING_TRIM_BYTES (8u << 10)  /* consumed between two ring_trim: a second of audio */
+#define RING_TRIM_BYTES 4096        /* consumed between two ring_trim: a page, half a second */
 
 int call_audio_init(struct call *c)
 {
