@@ -77,7 +77,6 @@ struct stream {
     struct addrinfo *addrs, *addr_next;
     struct stream_queue out;   /* bytes for the socket (ciphertext under TLS) */
     struct stream_queue plain; /* TLS only: plaintext waiting to be encrypted */
-    struct stream_chunk *spare[2];
     size_t inflight; /* bytes at the head of out handed to the current uv_write */
     void (*close_cb)(struct stream *s);
     int state;

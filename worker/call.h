@@ -46,10 +46,13 @@ struct call {
     /* Twilio leg */
     struct ws twilio;
     enum twilio_state tw_state;
-    struct twilio_start start;
+    char stream_sid[TWILIO_SID_MAX], call_sid[TWILIO_SID_MAX]; /* from the start message */
+    char *params;                /* owned: the start's customParameters, "name\0value\0"... in
+                                    params_len bytes, sized to fit (a twilio_start is 9 KiB) */
+    size_t params_len;
     int64_t last_sequence;
     struct ws_upgrade upgrade;   /* the request's headers, pointing into upgrade_buf */
-    char upgrade_buf[4 * WS_MAX_HEADER_VALUE];
+    char *upgrade_buf;           /* owned, sized to fit; freed once ws_server_start has read it */
     int fd;                      /* until ws_server_start takes it */
     uint8_t *early;              /* bytes after the upgrade request; freed at start */
     size_t early_len;
@@ -75,9 +78,6 @@ struct call {
     uint64_t up_trimmed, down_trimmed; /* ring tails at the last ring_trim */
     int g711;                    /* passthrough: no conversion */
 
-    /* scratch for the per-message parsers (no allocation on the audio path) */
-    struct json_tok toks[OPENAI_TOKENS_MAX];
-
     /* how it ends */
     int ending;                  /* end_call: close once the goodbye has played */
     int ai_failed;               /* the OpenAI side failed: the worker may speak an apology */
@@ -93,6 +93,11 @@ uint64_t call_now_us(void);
 void call_post(struct call *c, enum call_event_type type, const char *role, const char *text);
 void call_finish_if_done(struct call *c);
 void call_end(struct call *c, const char *reason, int ai_failed);
+/* The value of the stream's customParameter name, or NULL. */
+const char *call_param(const struct call *c, const char *name);
+/* Scratch tokens for the per-message parsers: one array per thread, not per call (a call runs on
+ * one thread at a time, and a parse is used up before the next message is parsed). */
+struct json_tok *call_toks(void);
 
 /* twilio_leg.c */
 int twilio_leg_start(struct call *c);

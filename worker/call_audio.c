@@ -16,7 +16,7 @@
 #define UP_CHUNK (5 * CALL_FRAME)   /* appends carry at most 100 ms when draining a backlog */
 #define DELTA_CHUNK_CHARS 3840      /* base64 decoded per step: 2,880 bytes, 1,440 samples */
 #define MARK_MIN_GAP_MS 100
-#define RING_TRIM_BYTES (8u << 10)  /* consumed between two ring_trim: a second of audio */
+#define RING_TRIM_BYTES 4096        /* consumed between two ring_trim: a page, half a second */
 
 int call_audio_init(struct call *c)
 {
@@ -241,7 +241,7 @@ void call_audio_pump(struct call *c)
         if (ring_pop(&c->downlink, frame, CALL_FRAME) != CALL_FRAME)
             break; /* cannot happen: the model only counts frames the ring holds */
         playout_frame_sent(&c->playout, now);
-        int len = twilio_msg_media(msg, sizeof msg, c->start.stream_sid, frame, CALL_FRAME);
+        int len = twilio_msg_media(msg, sizeof msg, c->stream_sid, frame, CALL_FRAME);
         twilio_leg_send(c, msg, (size_t)len);
         c->stats.frames_out++;
         if (c->first_delta_us) {
@@ -260,7 +260,7 @@ void call_audio_pump(struct call *c)
         (since_mark >= MARK_MIN_GAP_MS && playout_queued_frames(&c->playout) == 0)) {
         char name[48];
         playout_mark_name(&c->playout, name, sizeof name);
-        int len = twilio_msg_mark(msg, sizeof msg, c->start.stream_sid, name);
+        int len = twilio_msg_mark(msg, sizeof msg, c->stream_sid, name);
         twilio_leg_send(c, msg, (size_t)len);
         c->last_mark_ms = c->playout.sent_ms;
     }
@@ -315,7 +315,7 @@ static void interrupt(struct call *c, uint64_t event_us, int by_caller)
     c->audio_item[0] = '\0';
     if (had_audio) {
         char msg[128];
-        int len = twilio_msg_clear(msg, sizeof msg, c->start.stream_sid);
+        int len = twilio_msg_clear(msg, sizeof msg, c->stream_sid);
         twilio_leg_send(c, msg, (size_t)len);
     }
     uint64_t took = call_now_us() - event_us;

@@ -23,12 +23,24 @@ uint64_t call_now_us(void)
     return uv_hrtime() / 1000;
 }
 
-static const char *call_param(const struct call *c, const char *name)
+const char *call_param(const struct call *c, const char *name)
 {
-    for (unsigned i = 0; i < c->start.n_params; i++)
-        if (strcmp(c->start.params[i].name, name) == 0)
-            return c->start.params[i].value;
+    const char *p = c->params, *end = c->params + c->params_len;
+    while (p != NULL && p < end) {
+        const char *value = p + strlen(p) + 1;
+        if (strcmp(p, name) == 0)
+            return value;
+        p = value + strlen(value) + 1;
+    }
     return NULL;
+}
+
+struct json_tok *call_toks(void)
+{
+    static _Thread_local struct json_tok toks[OPENAI_TOKENS_MAX > TWILIO_TOKENS_MAX
+                                                  ? OPENAI_TOKENS_MAX
+                                                  : TWILIO_TOKENS_MAX];
+    return toks;
 }
 
 void call_post(struct call *c, enum call_event_type type, const char *role, const char *text)
@@ -42,10 +54,10 @@ void call_post(struct call *c, enum call_event_type type, const char *role, cons
     ev->call = c;
     ev->serial = c->serial;
     ev->slot = c->slot.index;
-    snprintf(ev->call_sid, sizeof ev->call_sid, "%s", c->start.call_sid);
-    snprintf(ev->stream_sid, sizeof ev->stream_sid, "%s", c->start.stream_sid);
+    snprintf(ev->call_sid, sizeof ev->call_sid, "%s", c->call_sid);
+    snprintf(ev->stream_sid, sizeof ev->stream_sid, "%s", c->stream_sid);
     const char *id = call_param(c, "callId");
-    snprintf(ev->call_id, sizeof ev->call_id, "%s", id ? id : c->start.call_sid);
+    snprintf(ev->call_id, sizeof ev->call_id, "%s", id ? id : c->call_sid);
     snprintf(ev->role, sizeof ev->role, "%s", role ? role : "");
     ev->t_ms = (uint32_t)((uv_hrtime() - c->started_ns) / 1000000);
     if (text && (ev->text = strdup(text)) == NULL)
@@ -76,10 +88,10 @@ void call_post_control(struct call *c, const struct call_control *cmd, const cha
     ev->type = CALL_EV_CONTROL;
     ev->call = c;
     ev->serial = c->serial;
-    snprintf(ev->call_sid, sizeof ev->call_sid, "%s", c->start.call_sid);
-    snprintf(ev->stream_sid, sizeof ev->stream_sid, "%s", c->start.stream_sid);
+    snprintf(ev->call_sid, sizeof ev->call_sid, "%s", c->call_sid);
+    snprintf(ev->stream_sid, sizeof ev->stream_sid, "%s", c->stream_sid);
     const char *id = call_param(c, "callId");
-    snprintf(ev->call_id, sizeof ev->call_id, "%s", id ? id : c->start.call_sid);
+    snprintf(ev->call_id, sizeof ev->call_id, "%s", id ? id : c->call_sid);
     snprintf(ev->role, sizeof ev->role, "%s", call_control_op_name(cmd->op));
     snprintf(ev->reason, sizeof ev->reason, "%s", outcome);
     ev->t_ms = (uint32_t)((uv_hrtime() - c->started_ns) / 1000000);
@@ -292,12 +304,17 @@ static void call_done(struct sched_task *t)
     call_post(c, CALL_EV_ENDED, NULL, NULL);
 }
 
+static size_t keep_len(const char *s)
+{
+    return s != NULL ? strnlen(s, WS_MAX_HEADER_VALUE - 1) + 1 : 0;
+}
+
 /* Copies s into the upgrade buffer at *pos; returns the copy or NULL if absent. */
 static const char *keep(struct call *c, size_t *pos, const char *s)
 {
     if (s == NULL)
         return NULL;
-    size_t n = strnlen(s, WS_MAX_HEADER_VALUE - 1);
+    size_t n = keep_len(s) - 1;
     char *dst = c->upgrade_buf + *pos;
     memcpy(dst, s, n);
     dst[n] = '\0';
@@ -318,12 +335,16 @@ int call_pair_start(struct call_pair_host *host, uint64_t serial, const struct c
     c->serial = serial;
     c->slot = *slot;
     c->fd = fd;
+    int rc = -ENOMEM;
     size_t pos = 0;
+    if ((c->upgrade_buf = malloc(keep_len(upgrade->upgrade) + keep_len(upgrade->connection) +
+                                 keep_len(upgrade->key) + keep_len(upgrade->version) + 1)) ==
+        NULL)
+        goto fail;
     c->upgrade.upgrade = keep(c, &pos, upgrade->upgrade);
     c->upgrade.connection = keep(c, &pos, upgrade->connection);
     c->upgrade.key = keep(c, &pos, upgrade->key);
     c->upgrade.version = keep(c, &pos, upgrade->version);
-    int rc = -ENOMEM;
     if (early_len > 0) {
         if ((c->early = malloc(early_len)) == NULL)
             goto fail;
@@ -339,6 +360,7 @@ int call_pair_start(struct call_pair_host *host, uint64_t serial, const struct c
     return 0;
 fail:
     call_audio_free(c);
+    free(c->upgrade_buf);
     free(c->early);
     close(fd);
     free(c);
@@ -347,5 +369,7 @@ fail:
 
 void call_pair_join(struct call *c)
 {
+    free(c->upgrade_buf);
+    free(c->params);
     free(c);
 }

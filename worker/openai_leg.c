@@ -37,14 +37,6 @@ void openai_leg_request_response(struct call *c)
     openai_leg_send_owned(c, openai_msg_response_create(NULL));
 }
 
-static const char *param(const struct call *c, const char *name)
-{
-    for (unsigned i = 0; i < c->start.n_params; i++)
-        if (strcmp(c->start.params[i].name, name) == 0)
-            return c->start.params[i].value;
-    return NULL;
-}
-
 /* Fills {{name}} placeholders of the instructions from the stream's parameters ("" if absent).
  * Returns a heap string (caller frees) or NULL. */
 static char *fill_template(const struct call *c, const char *tpl)
@@ -63,7 +55,7 @@ static char *fill_template(const struct call *c, const char *tpl)
             size_t n = (size_t)(end - p - 2);
             memcpy(name, p + 2, n);
             name[n] = '\0';
-            const char *v = param(c, name);
+            const char *v = call_param(c, name);
             if (v) {
                 size_t vl = strlen(v); /* < TWILIO_PARAM_VALUE_MAX: fits, see cap */
                 memcpy(out + len, v, vl);
@@ -105,13 +97,13 @@ void openai_leg_configure(struct call *c)
 {
     const struct config *cfg = c->host->cfg;
     /* A call placed through the API may bring its own instructions (a stream Parameter). */
-    const char *tpl = param(c, "instructions");
+    const char *tpl = call_param(c, "instructions");
     char *instructions = fill_template(c, tpl && tpl[0] ? tpl : cfg->openai.instructions);
     char *tools = tools_json(cfg);
     struct openai_session_cfg s = {
         .model = cfg->openai.model,
         .instructions = instructions,
-        .voice = param(c, "voice") ? param(c, "voice") : cfg->openai.voice,
+        .voice = call_param(c, "voice") ? call_param(c, "voice") : cfg->openai.voice,
         .g711 = c->g711,
         .transcription_model = cfg->openai.transcription_model,
         .turn_detection_json = cfg->openai.turn_detection,
@@ -122,7 +114,7 @@ void openai_leg_configure(struct call *c)
     free(tools);
     c->oa_state = OA_CONFIGURED;
     call_audio_flush_uplink(c); /* the caller's audio held until now, in order */
-    const char *dir = param(c, "direction");
+    const char *dir = call_param(c, "direction");
     int outbound = dir && strcmp(dir, "outbound") == 0;
     if (outbound || cfg->openai.greeting_inbound)
         openai_leg_request_response(c); /* speak first: no dead air */
@@ -208,7 +200,7 @@ static int call_webhook(struct call *c, const struct openai_event *ev)
     struct http_client_header hdrs[] = {
         {"Content-Type", "application/json"},
         {"Accept", "application/json"},
-        {"X-Voicebridge-Call", c->start.call_sid},
+        {"X-Voicebridge-Call", c->call_sid},
     };
     struct http_client_request req = {
         .method = "POST",
@@ -267,7 +259,7 @@ static void oa_on_text(struct ws *ws, const char *text, size_t len)
     struct call *c = ws->data;
     uint64_t t_us = call_now_us();
     struct openai_event ev;
-    if (openai_event_parse(text, len, c->toks, &ev) != 0) {
+    if (openai_event_parse(text, len, call_toks(), &ev) != 0) {
         if (c->stats.protocol_errors++ < 3)
             log_warn("openai sent a malformed event (%zu bytes); ignored", len);
         return;

@@ -75,9 +75,24 @@ static int stream_token_ok(struct call *c, const struct twilio_start *st)
 
 static void on_start(struct call *c, const struct twilio_start *st)
 {
-    c->start = *st;
+    size_t need = 0;
+    for (unsigned i = 0; i < st->n_params; i++)
+        need += strlen(st->params[i].name) + strlen(st->params[i].value) + 2;
+    if (need > 0 && (c->params = malloc(need)) == NULL) {
+        twilio_leg_close(c, WS_CLOSE_INTERNAL_ERROR, "out of memory");
+        call_end(c, "out of memory", 0);
+        return;
+    }
+    c->params_len = need;
+    char *p = c->params;
+    for (unsigned i = 0; i < st->n_params; i++) {
+        p = stpcpy(p, st->params[i].name) + 1;
+        p = stpcpy(p, st->params[i].value) + 1;
+    }
+    snprintf(c->stream_sid, sizeof c->stream_sid, "%s", st->stream_sid);
+    snprintf(c->call_sid, sizeof c->call_sid, "%s", st->call_sid);
     c->tw_state = TW_STREAMING;
-    log_set_context("call=%s", c->start.call_sid);
+    log_set_context("call=%s", c->call_sid);
     const char *dir = "inbound";
     for (unsigned i = 0; i < st->n_params; i++)
         if (strcmp(st->params[i].name, "direction") == 0)
@@ -98,14 +113,14 @@ static void tw_on_text(struct ws *ws, const char *text, size_t len)
     struct twilio_msg m;
     struct twilio_start st;
     const char *why = "";
-    int rc = twilio_msg_parse(text, len, c->toks, &m, &st, &why);
+    int rc = twilio_msg_parse(text, len, call_toks(), &m, &st, &why);
     if (rc != 0) {
         protocol_error(c, rc == -EINVAL ? WS_CLOSE_INVALID_DATA : WS_CLOSE_POLICY, why);
         return;
     }
     if (m.stream_sid && c->tw_state == TW_STREAMING &&
-        (m.stream_sid_len != strlen(c->start.stream_sid) ||
-         memcmp(m.stream_sid, c->start.stream_sid, m.stream_sid_len) != 0)) {
+        (m.stream_sid_len != strlen(c->stream_sid) ||
+         memcmp(m.stream_sid, c->stream_sid, m.stream_sid_len) != 0)) {
         protocol_error(c, WS_CLOSE_POLICY, "streamSid does not match the stream's start");
         return;
     }
@@ -170,6 +185,9 @@ int twilio_leg_start(struct call *c)
     int rc = ws_server_start(&c->twilio, &c->loop, c->fd, &c->upgrade, c->early, c->early_len,
                              &tw_callbacks, &opt);
     c->fd = -1; /* the ws owns it now, on success and failure alike */
+    free(c->upgrade_buf);
+    c->upgrade_buf = NULL;
+    c->upgrade = (struct ws_upgrade){0};
     free(c->early);
     c->early = NULL;
     if (rc != 0) {

@@ -4,6 +4,7 @@
 #include "worker/worker.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -569,6 +570,10 @@ int worker_run(const struct config *cfg, const struct worker_opts *o)
     w.opts = *o;
     w.loop = uv_default_loop();
     signal(SIGPIPE, SIG_IGN);
+    /* Memory per call: blocks of 16 KiB and more (mbedTLS's two 16.7 KiB record buffers per TLS
+     * session, calloc'd whole) get their own zero pages, so only the pages a record really uses
+     * count; from the heap, calloc would touch all of them. Messages that large are rare. */
+    mallopt(M_MMAP_THRESHOLD, 16 << 10);
     log_set_context("w=%u", o->id);
     int rc = scoreboard_attach(&w.board, o->board_fd);
     if (rc == 0 && o->slot >= SB_SLOTS_MAX)
