@@ -47,7 +47,7 @@ TEST(twilio_callback_call_completed)
         "&SipResponseCode=200&CallerState=CA&ToZip=&SequenceNumber=3&CallSid=" SID
         "&To=%2B34612345678&CallerZip=&ToCountry=ES&CalledZip=&ApiVersion=2010-04-01"
         "&CalledCity=&CallStatus=completed&Duration=1&From=%2B14155550100&CallDuration=42"
-        "&AccountSid=AC0123456789abcdef0123456789abcdef&CalledCountry=ES&CallerCity="
+        "&AccountSid=ACtestaccount000000000000000000000&CalledCountry=ES&CallerCity="
         "&ToCity=&FromCountry=US&Caller=%2B14155550100&FromCity=&CalledState=&FromZip="
         "&FromState=CA&AnsweredBy=human&RecordingSid=RE0123&RecordingUrl=https%3A%2F%2F"
         "api.twilio.com%2F2010-04-01%2FAccounts%2FAC1%2FRecordings%2FRE0123"
@@ -57,7 +57,7 @@ TEST(twilio_callback_call_completed)
     CHECK_EQ(call_parse(body, &st, &field), 0);
     CHECK(field == NULL);
     CHECK(strcmp(st.call_sid, SID) == 0);
-    CHECK(strcmp(st.account_sid, "AC0123456789abcdef0123456789abcdef") == 0);
+    CHECK(strcmp(st.account_sid, "ACtestaccount000000000000000000000") == 0);
     CHECK_EQ(st.status, TWILIO_CALL_COMPLETED);
     CHECK(st.terminal);
     CHECK_EQ(st.call_duration_s, 42);

@@ -20,7 +20,7 @@
 #include "tests/lib/http_harness.h"
 #include "tests/unit/testing.h"
 
-#define ACCOUNT "AC0123456789abcdef0123456789abcdef"
+#define ACCOUNT "ACtestaccount000000000000000000000"
 #define TOKEN "secret-token"
 
 /* ---- the scripted Twilio (runs on the harness thread) ------------------------------------ */
