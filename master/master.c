@@ -3,8 +3,8 @@
  * binary, never by a bare fork that would share the loop's epoll instance with the child.
  *
  *   worker life:  spawn -> STARTING --READY msg--> READY --DRAIN msg--> DRAINING --exit--> FREE
- *   reload:       parse the file -> open new listeners -> spawn generation N+1 -> all READY?
- *                 yes: drain generation N, close removed listeners; no: kill N+1, keep N
+ *   reload:       parse the file -> spawn generation N+1 -> all READY?
+ *                 yes: apply the listen list, drain generation N; no: kill N+1, keep N
  *   stop:         node_draining=1 (/readyz 503) -> drain_announce_s -> close listeners ->
  *                 DRAIN every worker -> exit 0 when the last one has exited
  */
@@ -577,6 +577,13 @@ static void on_reload_timeout(uv_timer_t *t)
 
 static void reload_commit(struct master *m)
 {
+    /* The listen list changes only now: a connection names its listen entry by index, and the
+     * old workers know the old list. Until here the old sockets kept serving them. */
+    char err[256];
+    if (listeners_apply(&m->listeners, &m->next, err, sizeof err) != 0) {
+        reload_abort(m, err);
+        return;
+    }
     unsigned old = m->generation;
     m->generation = m->reload_gen;
     unsigned draining = 0;
@@ -621,13 +628,6 @@ static void reload(struct master *m)
     }
     if (serving_check(&m->next) != 0) {
         log_error("reload failed: the new configuration cannot serve (above); nothing changed");
-        config_free(&m->next);
-        close(m->next_fd);
-        m->next_fd = -1;
-        return;
-    }
-    if (listeners_apply(&m->listeners, &m->next, err, sizeof err) != 0) {
-        log_error("reload failed: %s; nothing changed", err);
         config_free(&m->next);
         close(m->next_fd);
         m->next_fd = -1;

@@ -129,18 +129,35 @@ static void on_record(void *arg, const struct redis_reply *r)
         finish_error(op, 503, "redis_unavailable", "call state is unavailable right now");
 }
 
-static int get_call(struct http_request *req, struct http_response *res, void *arg)
+/* A request on /api/voice-calls/{id}/...: the id checked, the op that will answer it made.
+ * Returns NULL with *rc the handler's return (the 400 already written, or -ENOMEM). */
+static struct api_op *op_for_call(struct http_request *req, struct http_response *res,
+                                  struct call_store *cs, int *rc)
 {
-    struct call_store *cs = arg;
     const char *id = http_request_param(req, "id");
-    if (id == NULL || !call_store_id_ok(id))
-        return http_response_json_error(res, 400, "bad_call_id", "the call id is malformed");
-    struct api_op *op = calloc(1, sizeof *op);
-    if (op == NULL)
-        return -ENOMEM;
+    if (id == NULL || !call_store_id_ok(id)) {
+        *rc = http_response_json_error(res, 400, "bad_call_id", "the call id is malformed");
+        return NULL;
+    }
+    struct api_op *op = calloc(1, sizeof *op); /* owned by the callback chain that answers */
+    if (op == NULL) {
+        *rc = -ENOMEM;
+        return NULL;
+    }
     op->cs = cs;
     op->res = res;
     snprintf(op->msg.call_id, sizeof op->msg.call_id, "%s", id);
+    return op;
+}
+
+static int get_call(struct http_request *req, struct http_response *res, void *arg)
+{
+    struct call_store *cs = arg;
+    int rc;
+    struct api_op *op = op_for_call(req, res, cs, &rc);
+    if (op == NULL)
+        return rc;
+    const char *id = op->msg.call_id;
     char k[KEY_MAX];
     key(cs, k, "call", id);
     const char *argv[] = {"HGETALL", k};
@@ -299,16 +316,12 @@ static void command_id(char out[40])
 static int post_command(struct http_request *req, struct http_response *res,
                         struct call_store *cs, enum call_control_op opcode)
 {
-    const char *id = http_request_param(req, "id");
-    if (id == NULL || !call_store_id_ok(id))
-        return http_response_json_error(res, 400, "bad_call_id", "the call id is malformed");
-    struct api_op *op = calloc(1, sizeof *op);
+    int rc;
+    struct api_op *op = op_for_call(req, res, cs, &rc);
     if (op == NULL)
-        return -ENOMEM;
-    op->cs = cs;
-    op->res = res;
+        return rc;
+    const char *id = op->msg.call_id;
     op->msg.op = opcode;
-    snprintf(op->msg.call_id, sizeof op->msg.call_id, "%s", id);
     command_id(op->msg.id);
     if (opcode != CALL_CTL_HANGUP) {
         const struct http_msg *m = req->msg;

@@ -90,6 +90,19 @@ def signature(url, params=None, auth_token=TEST_AUTH_TOKEN):
     return ts.twilio_signature(auth_token, url, params or {})
 
 
+async def ready_port(proc, out_path, timeout):
+    """The port a stand-in announces on its "READY port=N" line, or None if it exits first or
+    timeout seconds pass."""
+    def ready():
+        if proc.poll() is not None:
+            return "exited"
+        with open(out_path, encoding="utf-8", errors="replace") as f:
+            m = re.search(r"^READY port=(\d+)", f.read(), re.M)
+        return m and m.group(1)
+    got = await wait_until(ready, timeout)
+    return None if not got or got == "exited" else int(got)
+
+
 # ------------------------------------------------------------------------------------------------
 # Processes: every one started goes into the registry and is killed and reaped at the end, whatever
 # happened.
@@ -167,17 +180,10 @@ class Fake:
         if self.keep_log:
             argv += ["--log", self.log_path]
         self.proc = self.procs.spawn(argv, self.out_path)
-
-        def ready():
-            if self.proc.poll() is not None:
-                return "exited"
-            with open(self.out_path, encoding="utf-8", errors="replace") as f:
-                m = re.search(r"^READY port=(\d+)", f.read(), re.M)
-            return m and m.group(1)
-        got = await wait_until(ready, timeout)
-        if not got or got == "exited":
+        got = await ready_port(self.proc, self.out_path, timeout)
+        if got is None:
             raise RuntimeError(f"fake {self.name} did not get ready: {self.output()[-2000:]}")
-        self.port = int(got)
+        self.port = got
 
     def output(self):
         with open(self.out_path, encoding="utf-8", errors="replace") as f:
@@ -329,17 +335,10 @@ class RestSim:
             [PYTHON, os.path.join(FAKES, "twilio_rest_sim.py"), "--port", "0", "--account-sid",
              self.account_sid, "--auth-token", self.auth_token, "--log", self.log_path]
             + self.args, self.out_path)
-
-        def ready():
-            if self.proc.poll() is not None:
-                return "exited"
-            with open(self.out_path, encoding="utf-8", errors="replace") as f:
-                m = re.search(r"^READY port=(\d+)", f.read(), re.M)
-            return m and m.group(1)
-        got = await wait_until(ready, timeout)
-        if not got or got == "exited":
+        got = await ready_port(self.proc, self.out_path, timeout)
+        if got is None:
             raise RuntimeError(f"REST stand-in {self.name} did not get ready")
-        self.port = int(got)
+        self.port = got
 
     @property
     def url(self):
