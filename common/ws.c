@@ -1,8 +1,9 @@
-/* wslay driven from a libuv loop, after h2o's lib/websocket.c: bytes from the transport go
- * through wslay_event_recv at once; frames queued by the owner are serialised by
- * wslay_event_send only when the stream flushes (once per loop iteration), so everything
- * queued in one loop iteration leaves in one write. wslay's limits are set here: message size (its default
- * is 2 GiB), no extensions. The transport is a struct ws_io: the embedded stream, or a test's.
+/* WebSocket connections over a libuv loop: the upgrade handshake both ways, then messages in
+ * through common/ws_frame (bytes from the transport parsed at once, whole messages handed up where
+ * they lie) and out straight into the transport's buffer (the stream sends everything written in
+ * one loop iteration in one write; no copy or allocation per message here). What a transport
+ * refuses waits, in order, in a backlog allocated only then. Limits are explicit: message size,
+ * send queue, no extensions. The transport is a struct ws_io: the embedded stream, or a test's.
  *
  *   client: CONNECTING -> HANDSHAKE (request sent, reading the 101) -> OPEN
  *   server: STARTING (101 queued, on_open deferred to the loop) -> OPEN
@@ -20,12 +21,12 @@
 #include <unistd.h>
 
 #include <mbedtls/sha1.h>
-#include <wslay/wslay.h>
 
 #include "common/base64.h"
 #include "common/http_parser.h"
 #include "common/log.h"
 #include "common/tls.h"
+#include "common/ws_frame.h"
 
 enum {
     WS_INIT,
@@ -39,14 +40,16 @@ enum {
 };
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#define WS_MAX_REQUEST 16384  /* the client's upgrade request, extra headers included */
-#define WS_STREAM_SLACK 65536 /* stream room beyond max_send_queue: frame headers, pongs */
-#define WS_MAX_REASON 123     /* a close payload is at most 125 bytes, 2 of them the code */
+#define WS_MAX_REQUEST 16384   /* the client's upgrade request, extra headers included */
+#define WS_STREAM_SLACK 65536  /* stream room beyond max_send_queue: frame headers, pongs */
+#define WS_MAX_REASON 123      /* a close payload is at most 125 bytes, 2 of them the code */
+#define WS_OUT_PIECE 2048      /* a frame up to this goes to the transport in one write */
+#define WS_BACKLOG_PIECE 16384 /* refused bytes are offered again in pieces of this */
 
 static void ws_transport_close(struct ws *ws, int graceful);
 static void ws_feed(struct ws *ws, const uint8_t *data, size_t len);
 static void ws_on_timer(uv_timer_t *t);
-static void ws_queue_close(struct ws *ws);
+static int ws_close_start(struct ws *ws, int code, const char *reason);
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -101,12 +104,6 @@ static void ws_set_fail(struct ws *ws, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(ws->fail_reason, sizeof ws->fail_reason, fmt, ap);
     va_end(ap);
-}
-
-static int ws_code_valid(int code)
-{
-    return (code >= 1000 && code <= 1011 && code != 1004 && code != 1005 && code != 1006) ||
-           (code >= 3000 && code <= 4999);
 }
 
 static const char *ws_code_text(int code)
@@ -212,109 +209,191 @@ void ws_upgrade_from_http(struct ws_upgrade *u, const struct http_msg *m)
     }
 }
 
-/* ---- wslay callbacks ---------------------------------------------------------------------- */
+/* ---- frames out ---------------------------------------------------------------------------- */
 
-static ssize_t ws_wslay_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-                             void *user)
+/* Keeps bytes the transport refused, behind any kept before; the transport asks for them again
+ * (ws_io_flush) once it drains. Allocated only then: the stream refuses nothing within the send
+ * queue's bound, so in practice only a test's transport gets here. */
+static int ws_backlog_add(struct ws *ws, const uint8_t *data, size_t len)
 {
-    struct ws *ws = user;
-    (void)flags;
-    if (ws->in_len == 0 || ws->state >= WS_CLOSED) {
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-        return -1;
+    if (len > ws->backlog_cap - ws->backlog_len) {
+        size_t cap = ws->backlog_cap > 0 ? ws->backlog_cap : 4096;
+        while (cap - ws->backlog_len < len)
+            cap *= 2;
+        uint8_t *b = realloc(ws->backlog, cap);
+        if (b == NULL)
+            return -ENOMEM;
+        ws->backlog = b;
+        ws->backlog_cap = cap;
     }
-    size_t n = len < ws->in_len ? len : ws->in_len;
-    memcpy(buf, ws->in, n);
-    ws->in += n;
-    ws->in_len -= n;
-    return (ssize_t)n;
-}
-
-static ssize_t ws_wslay_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
-                             int flags, void *user)
-{
-    struct ws *ws = user;
-    (void)flags;
-    int rc = ws->io->write(ws, data, len);
-    if (rc == -ENOBUFS) {
-        /* wslay keeps its place in the frame; the stream calls us again once it drains */
-        ws->send_blocked = 1;
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-        return -1;
-    }
-    if (rc < 0) {
-        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-        return -1;
-    }
-    return (ssize_t)len;
-}
-
-static int ws_wslay_genmask(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user)
-{
-    (void)ctx, (void)user;
-    return tls_random(buf, len) == 0 ? 0 : -1;
-}
-
-static int ws_close_start(struct ws *ws, int code, const char *reason);
-
-static void ws_wslay_on_msg(wslay_event_context_ptr ctx,
-                            const struct wslay_event_on_msg_recv_arg *arg, void *user)
-{
-    struct ws *ws = user;
-    (void)ctx;
-    if (ws->state >= WS_CLOSED)
-        return;
-    int deliver = ws->state == WS_OPEN && !ws->local_close;
-    const uint8_t *msg = arg->msg != NULL ? arg->msg : (const uint8_t *)"";
-    switch (arg->opcode) {
-    case WSLAY_TEXT_FRAME:
-        if (deliver)
-            ws->cb->on_text(ws, (const char *)msg, arg->msg_length);
-        break;
-    case WSLAY_BINARY_FRAME:
-        if (ws->cb->on_binary == NULL)
-            ws_close_start(ws, WS_CLOSE_UNSUPPORTED_DATA, "binary messages are not supported");
-        else if (deliver)
-            ws->cb->on_binary(ws, msg, arg->msg_length);
-        break;
-    case WSLAY_CONNECTION_CLOSE:
-        /* wslay has queued the echo (unless we sent ours first) and stopped reading */
-        ws->close_received = 1;
-        ws->peer_code = arg->status_code != 0 ? arg->status_code : WS_CLOSE_NO_STATUS;
-        if (arg->msg_length > 2) {
-            size_t n = arg->msg_length - 2;
-            if (n > WS_MAX_REASON)
-                n = WS_MAX_REASON;
-            memcpy(ws->peer_reason, msg + 2, n);
-            ws->peer_reason_len = (uint8_t)n;
-        }
-        break;
-    default:
-        break; /* ping answered by wslay, pong needs nothing */
-    }
-}
-
-static int ws_wslay_new(struct ws *ws)
-{
-    struct wslay_event_callbacks cbs = {
-        .recv_callback = ws_wslay_recv,
-        .send_callback = ws_wslay_send,
-        .genmask_callback = ws_wslay_genmask,
-        .on_msg_recv_callback = ws_wslay_on_msg,
-    };
-    int rc = ws->server ? wslay_event_context_server_init(&ws->ctx, &cbs, ws)
-                        : wslay_event_context_client_init(&ws->ctx, &cbs, ws);
-    if (rc != 0) {
-        ws->ctx = NULL;
-        return -ENOMEM;
-    }
-    wslay_event_config_set_no_buffering(ws->ctx, 0); /* whole messages, fragments joined */
-    wslay_event_config_set_max_recv_msg_length(ws->ctx, ws->max_message);
-    wslay_event_config_set_allowed_rsv_bits(ws->ctx, WSLAY_RSV_NONE); /* no extensions */
+    memcpy(ws->backlog + ws->backlog_len, data, len);
+    ws->backlog_len += len;
+    ws->io->flush_request(ws);
     return 0;
 }
 
+/* Offers the backlog to the transport again, in pieces, so that a little room takes a little.
+ * Returns 0 (some may remain) or the transport's error. */
+static int ws_backlog_flush(struct ws *ws)
+{
+    size_t done = 0;
+    while (done < ws->backlog_len) {
+        size_t n = ws->backlog_len - done;
+        if (n > WS_BACKLOG_PIECE)
+            n = WS_BACKLOG_PIECE;
+        int rc = ws->io->write(ws, ws->backlog + done, n);
+        if (rc == -ENOBUFS)
+            break;
+        if (rc < 0)
+            return rc;
+        done += n;
+    }
+    ws->backlog_len -= done;
+    if (ws->backlog_len > 0) {
+        memmove(ws->backlog, ws->backlog + done, ws->backlog_len);
+        ws->io->flush_request(ws);
+        return 0;
+    }
+    free(ws->backlog);
+    ws->backlog = NULL;
+    ws->backlog_cap = 0;
+    if (ws->close_queued)
+        ws->close_sent = 1;
+    return 0;
+}
+
+/* Bytes for the peer, in order: into the transport, or behind what it refused. Returns 0 or a
+ * negative errno (the connection is unusable: part of a frame may be out). */
+static int ws_out(struct ws *ws, const uint8_t *data, size_t len)
+{
+    if (ws->backlog_len == 0) {
+        int rc = ws->io->write(ws, data, len);
+        if (rc != -ENOBUFS)
+            return rc;
+    }
+    return ws_backlog_add(ws, data, len);
+}
+
+/* One whole frame out. A client masks it with a key of its own (RFC 6455 5.3), in pieces through
+ * a buffer on the stack; a server's small frame is joined to its header in that buffer, a large
+ * one follows its header in a second write rather than being copied twice. */
+static int ws_frame_out(struct ws *ws, unsigned opcode, const uint8_t *payload, size_t len)
+{
+    uint8_t buf[WS_OUT_PIECE];
+    uint8_t key[4];
+    const uint8_t *k = NULL;
+    if (!ws->server) {
+        ws_frame_mask_key(key);
+        k = key;
+    }
+    size_t fill = ws_frame_head_write(buf, opcode, len, k);
+    if (k == NULL && len > sizeof buf - fill) {
+        int rc = ws_out(ws, buf, fill);
+        return rc < 0 ? rc : ws_out(ws, payload, len);
+    }
+    size_t off = 0;
+    for (;;) {
+        size_t m = len - off;
+        if (m > sizeof buf - fill)
+            m = sizeof buf - fill;
+        if (m > 0 && k != NULL)
+            ws_frame_mask(buf + fill, payload + off, m, k, off);
+        else if (m > 0)
+            memcpy(buf + fill, payload + off, m);
+        fill += m;
+        off += m;
+        int rc = ws_out(ws, buf, fill);
+        if (rc < 0 || off == len)
+            return rc;
+        fill = 0;
+    }
+}
+
+/* Our close frame: code 0 sends none (the echo of a peer's close that had none). Nothing is
+ * sent after it. */
+static int ws_close_out(struct ws *ws, unsigned code, const char *reason, size_t rl)
+{
+    uint8_t p[2 + WS_MAX_REASON];
+    size_t n = 0;
+    if (code != 0) {
+        p[0] = (uint8_t)(code >> 8);
+        p[1] = (uint8_t)code;
+        memcpy(p + 2, reason, rl);
+        n = 2 + rl;
+    }
+    ws->close_queued = 1;
+    int rc = ws_frame_out(ws, WS_OP_CLOSE, p, n);
+    if (rc == 0 && ws->backlog_len == 0)
+        ws->close_sent = 1;
+    return rc;
+}
+
+/* The transport failed a write: the connection is lost. */
+static void ws_out_failed(struct ws *ws, int rc)
+{
+    if (ws->err == 0)
+        ws->err = rc == -ENOMEM ? -ENOMEM : -EPIPE;
+    ws_set_fail(ws, "sending failed");
+    ws_transport_close(ws, 0);
+}
+
+/* ---- frames in ----------------------------------------------------------------------------- */
+
+/* A whole message or control frame from the peer (ws_frame_rx_input's callback). Returns
+ * nonzero when nothing more is to be read. */
+static int ws_on_frame(void *arg, unsigned opcode, const uint8_t *msg, size_t len)
+{
+    struct ws *ws = arg;
+    if (ws->state >= WS_CLOSED)
+        return 1;
+    int deliver = ws->state == WS_OPEN && !ws->local_close;
+    int rc = 0;
+    switch (opcode) {
+    case WS_OP_TEXT:
+        if (deliver)
+            ws->cb->on_text(ws, (const char *)msg, len);
+        break;
+    case WS_OP_BINARY:
+        if (ws->cb->on_binary == NULL)
+            ws_close_start(ws, WS_CLOSE_UNSUPPORTED_DATA, "binary messages are not supported");
+        else if (deliver)
+            ws->cb->on_binary(ws, msg, len);
+        break;
+    case WS_OP_PING:
+        /* a peer that pings while it does not read our output gets no more pongs */
+        if (!ws->close_queued && ws->backlog_len <= ws->max_send_queue)
+            rc = ws_frame_out(ws, WS_OP_PONG, msg, len);
+        break;
+    case WS_OP_CLOSE: {
+        /* ws_frame checked it: empty, or a valid code and a UTF-8 reason of at most 123 bytes */
+        unsigned code = len >= 2 ? (unsigned)msg[0] << 8 | msg[1] : 0;
+        size_t rl = len > 2 ? len - 2 : 0;
+        ws->close_received = 1;
+        ws->reading = 0;
+        ws->peer_code = (uint16_t)(code != 0 ? code : WS_CLOSE_NO_STATUS);
+        memcpy(ws->peer_reason, msg + (len > 2 ? 2 : 0), rl);
+        ws->peer_reason_len = (uint8_t)rl;
+        if (!ws->close_queued) /* the echo: the peer's code and reason back (RFC 6455 5.5.1) */
+            rc = ws_close_out(ws, code, ws->peer_reason, rl);
+        break;
+    }
+    default:
+        break; /* a pong needs nothing */
+    }
+    if (rc < 0)
+        ws_out_failed(ws, rc);
+    return ws->state >= WS_CLOSED || !ws->reading;
+}
+
 /* ---- the connection's life ---------------------------------------------------------------- */
+
+/* Frames may flow: after the 101 (client), at once (server). Allocates nothing. */
+static void ws_framing_start(struct ws *ws)
+{
+    ws_frame_rx_init(&ws->rx, ws->server, ws->max_message);
+    ws->framing = 1;
+    ws->reading = 1;
+}
 
 static void ws_start_closing(struct ws *ws)
 {
@@ -324,86 +403,69 @@ static void ws_start_closing(struct ws *ws)
     uv_timer_start(&ws->timer, ws_on_timer, ws->close_timeout_ms, 0);
 }
 
-/* After input or output: ask for a flush if wslay has frames, and finish the close handshake
- * once our close frame is out and the peer's is in (or reading stopped on an error). */
+/* After input or output: finish the close handshake once our close frame is out and the peer's
+ * is in (or reading stopped on a violation), start the deadline once either side began it, and
+ * ask for a flush while the transport holds back bytes it refused. */
 static void ws_progress(struct ws *ws)
 {
-    if (ws->ctx == NULL || ws->state >= WS_CLOSED)
+    if (!ws->framing || ws->state >= WS_CLOSED)
         return;
-    int sent = ws->manual_close || wslay_event_get_close_sent(ws->ctx);
-    int reading = wslay_event_get_read_enabled(ws->ctx);
-    if (sent && (ws->close_received || !reading)) {
+    if (ws->close_sent && (ws->close_received || !ws->reading)) {
         ws_transport_close(ws, 1);
         return;
     }
-    if (sent || ws->close_received || !reading || ws->local_close)
+    if (ws->close_queued || ws->close_received || !ws->reading || ws->local_close)
         ws_start_closing(ws);
-    if (wslay_event_want_write(ws->ctx))
+    if (ws->backlog_len > 0)
         ws->io->flush_request(ws);
 }
 
-/* A close frame written by hand: wslay answers frame-level errors (bad lengths, fragmented
- * control frames) with an empty close; the peer deserves 1002. Only when wslay is not in the
- * middle of a frame, which it never is unless our transport refused it part-way. */
-static void ws_write_close_frame(struct ws *ws, uint16_t code, const char *reason)
-{
-    uint8_t f[2 + 4 + 125];
-    size_t rl = strlen(reason), n = 0;
-    size_t pl = 2 + rl;
-    uint8_t mask[4] = {0, 0, 0, 0};
-    f[n++] = 0x88; /* FIN + close */
-    if (ws->server) {
-        f[n++] = (uint8_t)pl;
-    } else {
-        f[n++] = (uint8_t)(0x80 | pl);
-        if (tls_random(mask, sizeof mask) != 0)
-            memset(mask, 0x5a, sizeof mask);
-        memcpy(f + n, mask, 4);
-        n += 4;
-    }
-    size_t start = n;
-    f[n++] = (uint8_t)(code >> 8);
-    f[n++] = (uint8_t)code;
-    memcpy(f + n, reason, rl);
-    n += rl;
-    for (size_t i = 0; i < pl; i++)
-        f[start + i] ^= mask[i % 4];
-    if (ws->io->write(ws, f, n) == 0)
-        ws->manual_close = 1;
-}
-
+/* The peer broke the protocol (ws_frame_rx_input's error): close with the matching code. The
+ * reason goes on the wire only for broken framing, where the code alone says little. */
 static void ws_recv_failed(struct ws *ws, int rc)
 {
-    ws->err = rc == WSLAY_ERR_NOMEM ? -ENOMEM : -EPROTO;
-    int code = rc == WSLAY_ERR_NOMEM ? WS_CLOSE_INTERNAL_ERROR : WS_CLOSE_PROTOCOL_ERROR;
+    int code = WS_CLOSE_PROTOCOL_ERROR;
+    const char *wire = "";
+    switch (rc) {
+    case -EMSGSIZE:
+        code = WS_CLOSE_TOO_BIG;
+        break;
+    case -EILSEQ:
+        code = WS_CLOSE_INVALID_DATA;
+        break;
+    case -ENOMEM:
+        code = WS_CLOSE_INTERNAL_ERROR;
+        wire = ws_code_text(code);
+        ws->err = -ENOMEM;
+        break;
+    case -EBADMSG:
+        wire = ws_code_text(code);
+        ws->err = -EPROTO;
+        break;
+    default: /* -EPROTO */
+        break;
+    }
+    ws->reading = 0;
     if (!ws->local_close) {
         ws->local_code = (uint16_t)code;
         snprintf(ws->local_reason, sizeof ws->local_reason, "%s", ws_code_text(code));
         ws->local_reason_len = (uint8_t)strlen(ws->local_reason);
     }
-    if (!ws->send_blocked && wslay_event_get_write_enabled(ws->ctx) &&
-        !wslay_event_get_close_sent(ws->ctx)) {
-        wslay_event_shutdown_write(ws->ctx);
-        ws_write_close_frame(ws, (uint16_t)code, ws_code_text(code));
-    }
-    if (!ws->manual_close && !wslay_event_want_write(ws->ctx)) {
-        ws_transport_close(ws, 0);
-        return;
+    if (!ws->close_queued) {
+        int wrc = ws_close_out(ws, (unsigned)code, wire, strlen(wire));
+        if (wrc < 0) {
+            ws_out_failed(ws, wrc);
+            return;
+        }
     }
     ws_progress(ws);
 }
 
 static void ws_feed(struct ws *ws, const uint8_t *data, size_t len)
 {
-    if (ws->ctx == NULL || ws->state >= WS_CLOSED || len == 0)
+    if (!ws->framing || !ws->reading || ws->state >= WS_CLOSED || len == 0)
         return;
-    ws->in = data;
-    ws->in_len = len;
-    ws->in_recv = 1;
-    int rc = wslay_event_recv(ws->ctx);
-    ws->in_recv = 0;
-    ws->in = NULL;
-    ws->in_len = 0;
+    int rc = ws_frame_rx_input(&ws->rx, data, len, ws_on_frame, ws);
     if (ws->state >= WS_CLOSED)
         return;
     if (rc < 0) {
@@ -435,10 +497,9 @@ static void ws_transport_close(struct ws *ws, int graceful)
 {
     if (ws->state >= WS_CLOSED)
         return;
-    /* frames wslay still holds (a close echo) go into the transport before it drains */
-    if (graceful && ws->ctx != NULL && !ws->send_blocked && !ws->in_recv &&
-        wslay_event_want_write(ws->ctx))
-        wslay_event_send(ws->ctx);
+    /* bytes the transport refused (a close echo, say) get one more offer before it drains */
+    if (graceful && ws->backlog_len > 0)
+        (void)ws_backlog_flush(ws);
     ws->state = WS_CLOSED;
     uv_timer_stop(&ws->timer);
     ws->io->close(ws, graceful);
@@ -458,10 +519,6 @@ static void ws_finish(uv_handle_t *h)
         code = ws->local_code;
         reason = ws->local_reason;
         reason_len = ws->local_reason_len;
-    } else if (ws->ctx != NULL && wslay_event_get_close_sent(ws->ctx)) {
-        code = wslay_event_get_status_code_sent(ws->ctx); /* 1009, 1007, 1002 from wslay */
-        reason = ws_code_text(code);
-        reason_len = strlen(reason);
     } else {
         code = WS_CLOSE_ABNORMAL;
         if (ws->fail_reason[0] == '\0')
@@ -469,8 +526,11 @@ static void ws_finish(uv_handle_t *h)
         reason = ws->fail_reason;
         reason_len = strlen(reason);
     }
-    wslay_event_context_free(ws->ctx);
-    ws->ctx = NULL;
+    ws_frame_rx_free(&ws->rx);
+    ws->framing = 0;
+    free(ws->backlog);
+    ws->backlog = NULL;
+    ws->backlog_len = ws->backlog_cap = 0;
     free(ws->parser);
     ws->parser = NULL;
     if (ws->request != NULL) {
@@ -566,10 +626,7 @@ static void ws_client_handshake_input(struct ws *ws, const uint8_t *data, size_t
     }
     free(ws->parser);
     ws->parser = NULL;
-    if (ws_wslay_new(ws) < 0) {
-        ws_client_fail(ws, -ENOMEM, "out of memory");
-        return;
-    }
+    ws_framing_start(ws);
     ws->state = WS_STARTING;
     ws_open_now(ws);
     /* frames the server sent right behind its 101 */
@@ -589,30 +646,16 @@ void ws_io_input(struct ws *ws, const uint8_t *data, size_t len)
         ws_feed(ws, data, len);
 }
 
-static int ws_send_now(struct ws *ws)
-{
-    if (wslay_event_want_write(ws->ctx)) {
-        ws->send_blocked = 0;
-        if (wslay_event_send(ws->ctx) < 0) {
-            ws->err = -EPIPE;
-            ws_set_fail(ws, "sending failed");
-            ws_transport_close(ws, 0);
-            return -EPIPE;
-        }
-    }
-    return 0;
-}
-
 void ws_io_flush(struct ws *ws)
 {
-    if (ws->ctx == NULL || ws->state >= WS_CLOSED)
+    if (!ws->framing || ws->state >= WS_CLOSED)
         return;
-    if (ws_send_now(ws) != 0)
-        return;
-    if (ws->close_deferred && wslay_event_get_queued_msg_count(ws->ctx) == 0) {
-        ws_queue_close(ws); /* the messages before it are out: now the close frame */
-        if (ws->state >= WS_CLOSED || ws_send_now(ws) != 0)
+    if (ws->backlog_len > 0) {
+        int rc = ws_backlog_flush(ws);
+        if (rc < 0) {
+            ws_out_failed(ws, rc);
             return;
+        }
     }
     ws_progress(ws);
 }
@@ -819,18 +862,15 @@ int ws_server_start(struct ws *ws, uv_loop_t *loop, int fd, const struct ws_upgr
         ws->early_len = early_len;
     }
     if (rc == 0)
-        rc = ws_wslay_new(ws);
-    if (rc == 0)
         rc = ws_stream_setup(ws, NULL, NULL);
     if (rc < 0) {
-        wslay_event_context_free(ws->ctx);
-        ws->ctx = NULL;
         free(ws->early);
         ws->early = NULL;
         close(fd);
         return rc;
     }
     /* from here on handles exist: failures are reported through on_close */
+    ws_framing_start(ws);
     ws_timer_setup(ws);
     ws->state = WS_STARTING;
     rc = stream_adopt(&ws->stream, fd);
@@ -1038,9 +1078,7 @@ int ws_io_start(struct ws *ws, uv_loop_t *loop, int server, const struct ws_io *
     if (rc < 0)
         return rc;
     ws->io = io;
-    rc = ws_wslay_new(ws);
-    if (rc < 0)
-        return rc;
+    ws_framing_start(ws);
     ws_timer_setup(ws);
     ws->state = WS_STARTING;
     uv_timer_start(&ws->timer, ws_on_timer, 0, 0);
@@ -1051,46 +1089,37 @@ int ws_io_start(struct ws *ws, uv_loop_t *loop, int server, const struct ws_io *
 
 size_t ws_send_queued(const struct ws *ws)
 {
-    size_t q = ws->ctx != NULL ? wslay_event_get_queued_msg_length(ws->ctx) : 0;
-    return q + (ws->io != NULL && ws->state < WS_DONE ? ws->io->pending(ws) : 0);
+    return ws->backlog_len + (ws->io != NULL && ws->state < WS_DONE ? ws->io->pending(ws) : 0);
 }
 
-static int ws_send(struct ws *ws, uint8_t opcode, const void *msg, size_t len)
+/* A message goes straight into the transport's buffer: nothing is copied or allocated for it
+ * here, and everything sent in one loop iteration leaves in one write. */
+static int ws_send(struct ws *ws, unsigned opcode, const void *msg, size_t len)
 {
-    if (ws->state >= WS_CLOSING || ws->local_close || ws->close_received)
+    if (ws->state >= WS_CLOSING || ws->local_close || ws->close_received || ws->close_queued)
         return -EPIPE;
-    if (ws->ctx == NULL)
+    if (!ws->framing)
         return -EAGAIN;
+    if (msg == NULL && len > 0)
+        return -EINVAL;
     if (len > ws->max_send_queue || ws_send_queued(ws) > ws->max_send_queue - len)
         return -ENOBUFS;
-    struct wslay_event_msg m = {.opcode = opcode, .msg = msg, .msg_length = len};
-    int rc = wslay_event_queue_msg(ws->ctx, &m);
-    if (rc != 0)
-        return rc == WSLAY_ERR_NO_MORE_MSG ? -EPIPE : rc == WSLAY_ERR_NOMEM ? -ENOMEM : -EINVAL;
-    ws->io->flush_request(ws);
+    int rc = ws_frame_out(ws, opcode, msg, len);
+    if (rc < 0) {
+        ws_out_failed(ws, rc);
+        return rc == -ENOMEM ? -ENOMEM : -EPIPE;
+    }
     return 0;
 }
 
 int ws_send_text(struct ws *ws, const char *msg, size_t len)
 {
-    return ws_send(ws, WSLAY_TEXT_FRAME, msg, len);
+    return ws_send(ws, WS_OP_TEXT, msg, len);
 }
 
 int ws_send_binary(struct ws *ws, const void *msg, size_t len)
 {
-    return ws_send(ws, WSLAY_BINARY_FRAME, msg, len);
-}
-
-/* Queues our close frame (ws_close_start saved its code and reason), unless a close already
- * went out (wslay's own, or one written by hand after a receive error). */
-static void ws_queue_close(struct ws *ws)
-{
-    ws->close_deferred = 0;
-    if (ws->manual_close || wslay_event_get_close_sent(ws->ctx))
-        return;
-    if (wslay_event_queue_close(ws->ctx, ws->local_code, (const uint8_t *)ws->local_reason,
-                                ws->local_reason_len) != 0)
-        ws_transport_close(ws, 0); /* wslay stopped writing (a failed send): nothing more to say */
+    return ws_send(ws, WS_OP_BINARY, msg, len);
 }
 
 static int ws_close_start(struct ws *ws, int code, const char *reason)
@@ -1098,30 +1127,25 @@ static int ws_close_start(struct ws *ws, int code, const char *reason)
     if (ws->state >= WS_CLOSED)
         return -EPIPE;
     size_t rl = reason != NULL ? strlen(reason) : 0;
-    if (!ws_code_valid(code) || rl > WS_MAX_REASON)
+    if (code < 0 || !ws_frame_close_code_valid((unsigned)code) || rl > WS_MAX_REASON)
         return -EINVAL;
-    if (ws->local_close || ws->close_received ||
-        (ws->ctx != NULL && wslay_event_get_close_sent(ws->ctx)))
+    if (ws->local_close || ws->close_received || ws->close_queued)
         return -EALREADY;
     ws->local_close = 1;
     ws->local_code = (uint16_t)code;
     if (rl > 0)
         memcpy(ws->local_reason, reason, rl);
     ws->local_reason_len = (uint8_t)rl;
-    if (ws->ctx == NULL) { /* client still connecting: nothing to say goodbye to */
+    if (!ws->framing) { /* client still connecting: nothing to say goodbye to */
         ws_set_fail(ws, "closed before open");
         ws_transport_close(ws, 0);
         return 0;
     }
     ws_start_closing(ws);
-    /* wslay sends control frames ahead of queued messages and nothing after its close frame:
-     * behind queued messages the close waits for them (ws_io_flush queues it), or they are lost */
-    if (wslay_event_get_queued_msg_count(ws->ctx) > 0)
-        ws->close_deferred = 1;
-    else
-        ws_queue_close(ws);
-    if (ws->state < WS_CLOSED)
-        ws->io->flush_request(ws);
+    /* behind every message sent before it, and nothing is sent after it */
+    int rc = ws_close_out(ws, (unsigned)code, ws->local_reason, rl);
+    if (rc < 0)
+        ws_out_failed(ws, rc);
     return 0;
 }
 

@@ -1,9 +1,10 @@
-/* The wslay adapter: WebSocket connections for the call threads, over a struct stream. Server
- * side takes an fd whose upgrade request the worker's HTTP server already parsed, checks the
- * request and answers 101 (or 400/426); client side connects to a ws:// or wss:// URL, sends the
- * upgrade request with extra headers (Authorization) and checks the 101. Then: whole text
- * messages in, text messages out (copied, bounded queue, serialised into one write per loop
- * iteration), ping/pong handled, close handshake with a deadline. Limits are explicit. */
+/* WebSocket connections for the call loops, over a struct stream. Server side takes an fd whose
+ * upgrade request the worker's HTTP server already parsed, checks the request and answers 101
+ * (or 400/426); client side connects to a ws:// or wss:// URL, sends the upgrade request with
+ * extra headers (Authorization) and checks the 101. Then: whole text messages in (framing in
+ * common/ws_frame.h), text messages out (framed straight into the stream's bounded output
+ * queue, which sends one write per loop iteration), ping/pong handled, close handshake with a
+ * deadline. Limits are explicit. */
 #ifndef VB_COMMON_WS_H
 #define VB_COMMON_WS_H
 
@@ -12,11 +13,11 @@
 #include <uv.h>
 
 #include "common/stream.h"
+#include "common/ws_frame.h"
 
 struct tls_config;
 struct http_msg;
 struct http_parser;
-struct wslay_event_context;
 struct ws;
 
 /* Close codes (RFC 6455 7.4.1) the bridge uses or reports. */
@@ -38,8 +39,9 @@ enum {
 struct ws_callbacks {
     /* Client: the server accepted the upgrade. Server: the 101 is queued. */
     void (*on_open)(struct ws *ws);
-    /* One complete text message, valid UTF-8 (checked by wslay), not NUL-terminated, at most
-     * max_message bytes. Valid only during the call. Not delivered after ws_close. */
+    /* One complete text message, valid UTF-8 (checked), not NUL-terminated, at most
+     * max_message bytes. Valid only during the call (it may point into the read buffer). Not
+     * delivered after ws_close. */
     void (*on_text)(struct ws *ws, const char *msg, size_t len);
     /* A complete binary message. NULL: binary is refused with close 1003. */
     void (*on_binary)(struct ws *ws, const uint8_t *msg, size_t len);
@@ -95,11 +97,12 @@ void ws_accept_key(const char *key, size_t key_len, char out[29]);
 /* The byte transport under a ws. ws_server_start/ws_client_start use their embedded stream;
  * tests and fuzzers plug in their own with ws_io_start and drive the ws_io_* entry points. */
 struct ws_io {
-    /* Copy all len bytes or fail: -ENOBUFS (full, wslay retries at the next ws_io_flush),
-     * other negative errno (the connection is dead). */
+    /* Copy all len bytes (to be sent without further asking, as the stream does at its next
+     * flush) or fail: -ENOBUFS (full: the ws keeps them and offers them again at the next
+     * ws_io_flush), other negative errno (the connection is dead). */
     int (*write)(struct ws *ws, const void *data, size_t len);
-    size_t (*pending)(const struct ws *ws);
-    void (*flush_request)(struct ws *ws); /* call ws_io_flush soon, from the loop */
+    size_t (*pending)(const struct ws *ws); /* bytes written and not yet taken by the kernel */
+    void (*flush_request)(struct ws *ws);   /* call ws_io_flush soon, from the loop */
     void (*read_stop)(struct ws *ws);
     void (*read_start)(struct ws *ws);
     /* Close the transport (graceful: after sending what is queued); call ws_io_closed once it
@@ -116,14 +119,14 @@ struct ws {
     uv_loop_t *loop;
     const struct ws_callbacks *cb;
     const struct ws_io *io;
-    struct wslay_event_context *ctx;
+    struct ws_frame_rx rx;      /* once framing */
     struct http_parser *parser; /* client, while waiting for the 101 */
     char *request;              /* client, until connected */
     size_t request_len;
     uint8_t *early; /* server: bytes that came behind the upgrade request */
     size_t early_len;
-    const uint8_t *in; /* input being handed to wslay */
-    size_t in_len;
+    uint8_t *backlog; /* bytes the transport refused, in order; malloc'd only then */
+    size_t backlog_len, backlog_cap;
     size_t max_message, max_send_queue;
     unsigned handshake_timeout_ms, close_timeout_ms;
     int state;
@@ -134,8 +137,8 @@ struct ws {
     char local_reason[124], peer_reason[124];
     char fail_reason[200];
     char accept[29];
-    unsigned server : 1, close_received : 1, local_close : 1, manual_close : 1, send_blocked : 1,
-        in_recv : 1, close_deferred : 1;
+    unsigned server : 1, framing : 1, reading : 1, close_received : 1, local_close : 1,
+        close_queued : 1, close_sent : 1;
 };
 
 /* Server: takes the fd (connected TCP, already read up to the end of the upgrade request) and
@@ -155,9 +158,10 @@ int ws_server_start(struct ws *ws, uv_loop_t *loop, int fd, const struct ws_upgr
 int ws_client_start(struct ws *ws, uv_loop_t *loop, const char *url, const struct ws_callbacks *cb,
                     const struct ws_options *opt);
 
-/* Queues one message (copied; sent at the next flush). Returns 0, -ENOBUFS (the send queue
- * would pass max_send_queue; nothing queued), -EAGAIN (client not open yet), -EPIPE (closing or
- * closed), -EINVAL or -ENOMEM. */
+/* Sends one message: framed (and masked, client side) into the transport's output queue at once,
+ * sent at its next flush. Returns 0, -ENOBUFS (the send queue would pass max_send_queue; nothing
+ * queued), -EAGAIN (client not open yet), -EPIPE (closing or closed), -EINVAL (NULL message) or
+ * -ENOMEM. */
 int ws_send_text(struct ws *ws, const char *msg, size_t len);
 int ws_send_binary(struct ws *ws, const void *msg, size_t len);
 
@@ -170,7 +174,8 @@ int ws_close(struct ws *ws, int code, const char *reason);
 /* Drops the connection now (no close frame); on_close follows with 1006 "aborted". */
 void ws_abort(struct ws *ws);
 
-/* Bytes queued and not yet handed to the kernel (wslay's queue plus the stream's). */
+/* Bytes sent and not yet handed to the kernel (the stream's queue, plus any the transport
+ * refused and the ws still holds). */
 size_t ws_send_queued(const struct ws *ws);
 
 /* The transport error behind a 1006 (negative errno, e.g. -EKEYREJECTED, -ETIMEDOUT), or 0. */
@@ -186,7 +191,7 @@ int ws_io_start(struct ws *ws, uv_loop_t *loop, int server, const struct ws_io *
                 const struct ws_callbacks *cb, const struct ws_options *opt);
 /* Bytes from the peer. */
 void ws_io_input(struct ws *ws, const uint8_t *data, size_t len);
-/* Serialise queued frames into io->write (what flush_request asked for). */
+/* Offer io->write the bytes it refused before (what flush_request asked for). */
 void ws_io_flush(struct ws *ws);
 /* The peer's side ended: 0 clean, or a negative errno. */
 void ws_io_end(struct ws *ws, int err);

@@ -1,7 +1,8 @@
 /* make bench, DSP part: per-frame cost of the audio path's pure computations (G.711, the
  * 8k<->24k resampler with mu-law, base64, the SPSC ring), the same frames through libsoxr HQ and
  * speexdsp q3 for comparison, and the resampler's measured quality. Each time is the median of
- * many runs of many frames. Usage: bench-dsp [OUT.json] */
+ * many runs of many frames; then the WebSocket layer's cost per message (bench-ws.c).
+ * Usage: bench-dsp [OUT.json [ws]] (ws: only the WebSocket figures, few messages, for callgrind) */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -258,6 +259,11 @@ int main(int argc, char **argv)
 {
     const char *out = argc > 1 ? argv[1] : "build/bench.json";
     char note[96];
+    if (argc > 2 && strcmp(argv[2], "ws") == 0) {
+        bench_ws_figures(1);
+        bench_print_table();
+        return 0;
+    }
     make_signal();
 
     fig("ulaw_decode_ns_per_frame", ns_per_frame(ulaw_decode_frame, NULL), "ns",
@@ -323,6 +329,7 @@ int main(int argc, char **argv)
     fig("ring_mb_s", ring_mb_per_s(), "MB/s", "2 threads, 64 KiB ring, 960 B pieces");
 
     quality_all();
+    bench_ws_figures(0);
 
     bench_print_table();
     int rc = bench_write_json(out);

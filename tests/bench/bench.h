@@ -17,6 +17,9 @@ void bench_print_table(void);
 /* Writes every figure as {"name": value, ...}; returns 0 or -errno. */
 int bench_write_json(const char *path);
 
+/* The WebSocket figures (bench-ws.c); quick: fewer messages, for callgrind. */
+void bench_ws_figures(int quick);
+
 /* Keeps a value alive so the compiler cannot drop the work that made it. */
 extern volatile uint64_t bench_sink;
 

@@ -24,6 +24,7 @@ struct mem {
     uv_loop_t loop;
     uint8_t out[1 << 19];
     size_t out_len;
+    size_t out_flushed; /* out up to here went to the "kernel" at a flush */
     size_t refuse_over; /* write returns -ENOBUFS when out would pass this (0: never) */
     int flush_req, close_req, graceful, read_stopped;
     int opened, closes, close_code;
@@ -43,13 +44,14 @@ static int mem_write(struct ws *ws, const void *d, size_t n)
     CHECK(m->out_len + n <= sizeof m->out);
     memcpy(m->out + m->out_len, d, n);
     m->out_len += n;
+    m->flush_req = 1; /* like the stream: written bytes wait for its next flush */
     return 0;
 }
 
 static size_t mem_pending(const struct ws *ws)
 {
-    (void)ws;
-    return 0;
+    const struct mem *m = ws->data;
+    return m->out_len - m->out_flushed;
 }
 
 static void mem_flush_request(struct ws *ws)
@@ -127,12 +129,14 @@ static struct mem *mem_start(int server, const struct ws_callbacks *cb,
     return m;
 }
 
-/* What the stream would do: flush when asked, then report a requested close as done. */
+/* What the stream would do: flush when asked (the ws may still append), then the bytes are
+ * gone; a requested close is reported as done by mem_finish. */
 static void mem_pump(struct mem *m)
 {
     for (int i = 0; i < 10 && m->flush_req && !m->close_req; i++) {
         m->flush_req = 0;
         ws_io_flush(&m->ws);
+        m->out_flushed = m->out_len;
     }
 }
 
@@ -269,8 +273,8 @@ TEST(ws_mem_message_over_limit_closes_1009)
     mem_finish(m);
     CHECK_EQ(last_code, 1009);
 
-    /* a header announcing 2^62 bytes is refused (at its first payload byte, when wslay looks
-     * at the frame) before anything is allocated for it */
+    /* a header announcing 2^62 bytes is refused at its header, before anything is allocated
+     * for it */
     m = mem_start(1, &mem_cb, &opt);
     const uint8_t huge[] = {0x81, 0xff, 0x40, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 'a'};
     mem_feed(m, huge, sizeof huge);
@@ -281,7 +285,7 @@ TEST(ws_mem_message_over_limit_closes_1009)
 TEST(ws_mem_protocol_errors_close_1002)
 {
     uint8_t f[512];
-    /* a client frame without a mask: wslay's own 1002 */
+    /* a client frame without a mask: 1002, no reason on the wire */
     struct mem *m = mem_start(1, &mem_cb, NULL);
     size_t n = frame(f, 1, 1, "x", 1, 0);
     mem_feed(m, f, n);
@@ -325,6 +329,36 @@ TEST(ws_mem_invalid_utf8_closes_1007)
     CHECK_EQ(last_code, 1007);
 }
 
+/* What a peer's close frame may carry: nothing (we echo nothing, and report 1005), a code and a
+ * reason (echoed), or something invalid (1002 for a 1-byte payload or a bad code, 1007 for a
+ * reason that is not UTF-8). */
+TEST(ws_mem_peer_close_payloads)
+{
+    uint8_t f[64];
+    struct mem *m = mem_start(1, &mem_cb, NULL);
+    size_t n = frame(f, 1, 8, "", 0, 1);
+    mem_feed(m, f, n);
+    CHECK_EQ(m->out_len, 2);
+    CHECK(m->out[0] == 0x88 && m->out[1] == 0);
+    CHECK_EQ(m->graceful, 1);
+    mem_finish(m);
+    CHECK_EQ(last_code, 1005);
+
+    const struct {
+        const char *payload;
+        size_t len;
+        int code;
+    } bad[] = {{"\x03", 1, 1002}, {"\x03\xed", 2, 1002}, {"\x03\xe8\xc3\x28", 4, 1007}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        m = mem_start(1, &mem_cb, NULL);
+        n = frame(f, 1, 8, bad[i].payload, bad[i].len, 1);
+        mem_feed(m, f, n);
+        check_close_frame(m, 0, bad[i].code, "");
+        mem_finish(m);
+        CHECK_EQ(last_code, bad[i].code);
+    }
+}
+
 TEST(ws_mem_binary_refused_without_handler_1003)
 {
     struct mem *m = mem_start(1, &mem_cb_text_only, NULL);
@@ -366,9 +400,9 @@ TEST(ws_mem_local_close_then_deadline)
     CHECK(strcmp(last_reason, "enough") == 0);
 }
 
-/* wslay puts control frames ahead of queued messages and sends nothing after its close frame:
- * a close asked for behind queued messages must wait for them, or they are lost (a call's last
- * audio appends, found by tests/integration/test-bridge). */
+/* A close asked for behind sent messages goes after them, or they are lost (a call's last audio
+ * appends, found by tests/integration/test-bridge), also when the transport takes them only
+ * bit by bit; nothing is sent after it. */
 TEST(ws_mem_close_after_sends_keeps_their_order)
 {
     struct mem *m = mem_start(1, &mem_cb, NULL);
@@ -426,15 +460,17 @@ TEST(ws_mem_send_queue_is_bounded)
     static char msg[70000];
     memset(msg, 'q', sizeof msg);
     CHECK_EQ(ws_send_text(&m->ws, msg, 600), 0);
-    CHECK_EQ(ws_send_queued(&m->ws), 600);
+    CHECK_EQ(ws_send_queued(&m->ws), 4 + 600); /* the frame as it goes out, header too */
     CHECK_EQ(ws_send_text(&m->ws, msg, 600), -ENOBUFS);
-    CHECK_EQ(ws_send_text(&m->ws, msg, 400), 0);
+    CHECK_EQ(ws_send_text(&m->ws, msg, 397), -ENOBUFS);
+    CHECK_EQ(ws_send_text(&m->ws, msg, 396), 0); /* exactly up to the bound */
+    CHECK_EQ(ws_send_queued(&m->ws), 1000 + 4);
     mem_pump(m);
     CHECK_EQ(ws_send_queued(&m->ws), 0);
-    CHECK_EQ(m->out_len, 4 + 600 + 4 + 400); /* 16-bit lengths: 4-byte headers */
+    CHECK_EQ(m->out_len, 4 + 600 + 4 + 396); /* 16-bit lengths: 4-byte headers */
     CHECK(m->out[0] == 0x81 && m->out[1] == 126);
 
-    /* a transport that refuses part-way: wslay resumes where it stopped */
+    /* a transport that refuses part-way: the rest waits and goes out in order */
     opt.max_send_queue = 1 << 20;
     struct mem *m2 = mem_start(1, &mem_cb, &opt);
     m2->refuse_over = 1000;
