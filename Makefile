@@ -56,6 +56,9 @@ LOAD_SRC := $(sort $(wildcard tests/load/*.c))
 LOAD_OBJ := $(LOAD_SRC:%.c=$(B)/%.o) $(TESTLIB_OBJ)
 LOAD_BIN := $(B)/load/loadgen
 
+# The kernel's floor under any bridge: a relay that only reads and writes (tests/floor/).
+FLOOR_BIN := $(B)/load/relay-floor
+
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz-*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 20
@@ -94,7 +97,11 @@ $(LOAD_BIN): $(LOAD_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-unit: $(UNIT_BIN) $(BIN)
+$(FLOOR_BIN): $(B)/tests/floor/relay-floor.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -pthread -o $@
+
+unit: $(UNIT_BIN) $(BIN) $(FLOOR_BIN)
 
 deps:
 	@tests/deps.sh
@@ -103,7 +110,7 @@ test: deps
 	@tests/run-all.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory $(BENCH_BIN) $(BIN) $(LOAD_BIN)
+	@$(MAKE) --no-print-directory $(BENCH_BIN) $(BIN) $(LOAD_BIN) $(FLOOR_BIN)
 	@$(BENCH_BIN) build/bench.json
 	@tests/load/run-bench build/bench.json
 
@@ -127,4 +134,4 @@ format:
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(sort $(UNIT_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(LOAD_OBJ:.o=.d)) $(B)/master/main.d
+-include $(LIB_OBJ:.o=.d) $(sort $(UNIT_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(LOAD_OBJ:.o=.d)) $(B)/tests/floor/relay-floor.d $(B)/master/main.d

@@ -42,7 +42,8 @@ static char delta_msg[16384];
 static void oa_send(struct lg_call *c, const char *msg, int len)
 {
     if (c->oa == NULL || len <= 0 || ws_send_text(&c->oa->ws, msg, (size_t)len) != 0)
-        c->lg->st.send_refused++;
+        if (c->lg->phase < LG_P_STOP) /* once stopping, the bridge closes legs under us */
+            c->lg->st.send_refused++;
 }
 
 static void send_delta(struct lg_call *c, uint64_t now)

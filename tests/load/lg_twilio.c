@@ -15,7 +15,8 @@
 static void send_text(struct lg_call *c, const char *msg, int len)
 {
     if (len <= 0 || ws_send_text(&c->tw, msg, (size_t)len) != 0)
-        c->lg->st.send_refused++;
+        if (c->lg->phase < LG_P_STOP) /* once stopping, the bridge closes legs under us */
+            c->lg->st.send_refused++;
 }
 
 static void tw_on_open(struct ws *ws)
