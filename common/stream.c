@@ -610,6 +610,8 @@ static void stream_connect_done(struct stream *s, int status)
         return;
     }
     s->state = ST_OPEN;
+    if (s->tls != NULL)
+        log_debug("stream: TLS up, %s", tls_session_ciphersuite(s->tls));
     if (!s->want_read && s->reading) {
         uv_read_stop((uv_stream_t *)&s->tcp);
         s->reading = 0;

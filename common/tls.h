@@ -52,6 +52,10 @@ void tls_session_free(struct tls_session *s);
 int tls_session_handshake(struct tls_session *s);
 int tls_session_handshake_done(const struct tls_session *s);
 
+/* The cipher suite the handshake settled on, in mbedTLS's spelling
+ * ("TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256"); "" before the handshake is done. */
+const char *tls_session_ciphersuite(const struct tls_session *s);
+
 /* Feeds len bytes of ciphertext from the peer; all of it is consumed. While the handshake is
  * running it advances it; afterwards each decrypted chunk goes to plain(plain_arg, ...).
  * Returns 0, -ESHUTDOWN once the peer has sent close_notify (a clean end of stream), or a
@@ -71,8 +75,10 @@ int tls_session_close_notify(struct tls_session *s);
 const char *tls_session_describe(const struct tls_session *s, char *buf, size_t cap);
 
 /* Cryptographic random bytes from this thread's CTR_DRBG (seeded from mbedtls_entropy on first
- * use in each thread and again after fork). Used for WebSocket keys and masks. Returns 0 or
- * -EIO. Any thread may call it; each uses its own generator, so no locks are taken. */
+ * use in each thread and again after fork). Used for WebSocket keys and masks; requests of up
+ * to 16 bytes come from a block the generator produced ahead (wiped as it is used), so a
+ * per-frame mask costs a copy. Returns 0 or -EIO. Any thread may call it; each uses its own
+ * generator, so no locks are taken. */
 int tls_random(void *buf, size_t len);
 
 /* Wipes this thread's generator; call from a thread about to exit that used TLS. */

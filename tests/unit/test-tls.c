@@ -107,6 +107,11 @@ TEST(tls_handshake_data_and_close_notify)
     CHECK_EQ(p.s_rc, 0);
     CHECK(tls_session_handshake_done(p.c));
     CHECK(tls_session_handshake_done(p.s));
+    /* the cheapest AEAD suite per byte of audio (common/tls.c has the figures), both sides */
+    CHECK_MSG(
+        strcmp(tls_session_ciphersuite(p.c), "TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256") == 0,
+        "negotiated %s", tls_session_ciphersuite(p.c));
+    CHECK(strcmp(tls_session_ciphersuite(p.s), tls_session_ciphersuite(p.c)) == 0);
 
     /* client -> server, bigger than one record */
     static uint8_t big[40000];
@@ -216,20 +221,39 @@ TEST(tls_random_differs_and_reseeds_after_fork)
     static uint8_t large[5000]; /* more than one DRBG request */
     CHECK_EQ(tls_random(large, sizeof large), 0);
 
+    /* small requests (WebSocket masks) come from a block drawn ahead: they differ too, and
+     * a block's bytes are never handed out twice */
+    uint8_t masks[200][4];
+    for (int i = 0; i < 200; i++)
+        CHECK_EQ(tls_random(masks[i], 4), 0);
+    int same = 0;
+    for (int i = 1; i < 200; i++)
+        same += memcmp(masks[i], masks[i - 1], 4) == 0;
+    CHECK_EQ(same, 0);
+
+    /* a child must not replay the parent's generator, nor the small-request block the
+     * parent drew before the fork (the parent's next mask comes from it) */
+    uint8_t mask[4];
+    CHECK_EQ(tls_random(mask, sizeof mask), 0);
     int fds[2];
     CHECK(pipe(fds) == 0);
     pid_t pid = fork();
     CHECK(pid != -1);
     if (pid == 0) {
-        uint8_t c[32];
-        _exit(tls_random(c, sizeof c) == 0 && write(fds[1], c, sizeof c) == sizeof c ? 0 : 1);
+        uint8_t c[36];
+        _exit(tls_random(c, 4) == 0 && tls_random(c + 4, 32) == 0 &&
+                      write(fds[1], c, sizeof c) == sizeof c
+                  ? 0
+                  : 1);
     }
-    uint8_t parent[32], child[32];
-    CHECK_EQ(tls_random(parent, sizeof parent), 0);
+    uint8_t parent[36], child[36];
+    CHECK_EQ(tls_random(parent, 4), 0);
+    CHECK_EQ(tls_random(parent + 4, 32), 0);
     CHECK_EQ(read(fds[0], child, sizeof child), (ssize_t)sizeof child);
     int status;
     CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    CHECK(memcmp(parent, child, sizeof child) != 0);
+    CHECK(memcmp(parent, child, 4) != 0);
+    CHECK(memcmp(parent + 4, child + 4, 32) != 0);
     close(fds[0]);
     close(fds[1]);
     tls_thread_cleanup();
