@@ -24,6 +24,9 @@
 
 #include "common/log.h"
 
+/* Servers change their session-ticket key this often (seconds); a key lives twice as long. */
+#define TLS_TICKET_S 3600
+
 /* Client: the session of the last full handshake, offered to the next connection to the same
  * host. A full handshake costs the client two ECDSA verifications and an ECDH (about 54 million
  * instructions, 5 ms); a resumed one skips all three. Every call opens its own OpenAI
@@ -297,8 +300,6 @@ static void tls_prefs_build(void)
     }
     tls_curves[n] = MBEDTLS_ECP_DP_NONE;
 }
-
-#define TLS_TICKET_S 3600
 
 static int tls_config_common(struct tls_config *cfg, int endpoint)
 {

@@ -187,6 +187,23 @@ TEST(tls_second_connection_resumes)
     tls_session_free(p.c);
     tls_session_free(p.s);
 
+    /* a server that cannot open the ticket (another config: another ticket key) makes the
+     * client fall back to a full handshake, whose session is then kept instead */
+    struct tls_config *scfg2;
+    CHECK_EQ(tls_config_server_new(&scfg2, tls_file("server.crt"), tls_file("server.key")), 0);
+    for (int round = 0; round < 2; round++) {
+        p.c_out.len = p.s_out.len = 0;
+        CHECK_EQ(tls_session_new(&p.c, p.ccfg, "localhost", box_out, &p.c_out), 0);
+        CHECK_EQ(tls_session_new(&p.s, scfg2, NULL, box_out, &p.s_out), 0);
+        CHECK_EQ(tls_session_handshake(p.c), -EAGAIN);
+        tls_pump(&p);
+        CHECK(tls_session_handshake_done(p.c) && tls_session_handshake_done(p.s));
+        CHECK_EQ(tls_session_resumed(p.c), round);
+        tls_session_free(p.c);
+        tls_session_free(p.s);
+    }
+    tls_config_free(scfg2);
+
     /* a fresh config knows no session */
     struct tls_config *other;
     CHECK_EQ(tls_config_client_new(&other, tls_file("ca.crt")), 0);
