@@ -28,4 +28,10 @@ size_t base64_encode(const uint8_t *in, size_t n, char *out);
  * -ENOSPC if out_cap is too small. On error *out_len is 0 and out's contents are unspecified. */
 int base64_decode(const char *in, size_t n, uint8_t *out, size_t out_cap, size_t *out_len);
 
+/* Which code does the bulk of the work, process-wide (for tests and benchmarks; results are the
+ * same either way): "auto" (the default: AVX2 if the CPU has it), "generic" (tables only) or
+ * "avx2". Returns 0, -EINVAL for an unknown name, -ENOTSUP if the CPU lacks AVX2. */
+int base64_select_kernel(const char *name);
+const char *base64_kernel_name(void);
+
 #endif

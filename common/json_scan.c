@@ -1,12 +1,17 @@
 /* Zero-allocation strict JSON scanner: recursive descent over the bytes (depth bounded), tokens
  * written in document order into the caller's array. Strings are validated (escapes, UTF-8) but
- * left in place; json_str unescapes on demand into a caller buffer. */
+ * left in place; json_str unescapes on demand into a caller buffer. Nearly every byte of a
+ * per-frame message is base64 inside one string, so runs of plain string bytes are skipped 16
+ * at a time (SSE2, part of x86-64) and only the bytes that end a run are looked at one by one. */
 #include "common/json_scan.h"
 
 #include "common/text.h"
 
 #include <errno.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 struct scan {
     const char *s;
@@ -20,9 +25,9 @@ struct scan {
 static void skip_ws(struct scan *sc)
 {
     while (sc->pos < sc->n) {
-        char c = sc->s[sc->pos];
-        if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
-            break;
+        unsigned char c = (unsigned char)sc->s[sc->pos];
+        if (c > ' ' || (c != ' ' && c != '\t' && c != '\n' && c != '\r'))
+            break; /* the first test alone settles almost every call */
         sc->pos++;
     }
 }
@@ -54,12 +59,60 @@ static int hex4(const char *p, unsigned *out)
     return 0;
 }
 
+/* A byte that needs a closer look inside a string: the closing quote, an escape, a control
+ * character (invalid) or the start of a multi-byte UTF-8 sequence. */
+static inline int string_special(unsigned char c)
+{
+    return c == '"' || c == '\\' || c < 0x20 || c >= 0x80;
+}
+
+#if defined(__SSE2__)
+/* 0xFF in each lane of the 16 bytes at p that is special. Signed bytes: one "less than 0x20"
+ * catches the controls and every byte >= 0x80. */
+static inline __m128i special16(const char *p)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i m =
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+    return _mm_or_si128(m, _mm_cmpgt_epi8(_mm_set1_epi8(0x20), v));
+}
+#endif
+
+/* The position of the first special byte at or after pos, or n. */
+static inline size_t plain_run_end(const char *s, size_t pos, size_t n)
+{
+#if defined(__SSE2__)
+    /* Most strings are short names and values, ended within 16 bytes; a long one (audio) is
+     * tested 64 bytes at a time, and the block holding its end searched by 16. */
+    if (n - pos >= 16) {
+        unsigned bits = (unsigned)_mm_movemask_epi8(special16(s + pos));
+        if (bits != 0)
+            return pos + (unsigned)__builtin_ctz(bits);
+        pos += 16;
+    }
+    for (; n - pos >= 64; pos += 64) {
+        __m128i m = _mm_or_si128(_mm_or_si128(special16(s + pos), special16(s + pos + 16)),
+                                 _mm_or_si128(special16(s + pos + 32), special16(s + pos + 48)));
+        if (_mm_movemask_epi8(m) != 0)
+            break;
+    }
+    for (; n - pos >= 16; pos += 16) {
+        unsigned bits = (unsigned)_mm_movemask_epi8(special16(s + pos));
+        if (bits != 0)
+            return pos + (unsigned)__builtin_ctz(bits);
+    }
+#endif
+    while (pos < n && !string_special((unsigned char)s[pos]))
+        pos++;
+    return pos;
+}
+
 /* Validates the string whose opening quote is at sc->pos; leaves pos after the closing quote. */
 static int scan_string(struct scan *sc, int *tok_out)
 {
     size_t start = ++sc->pos;
     int escaped = 0;
-    while (sc->pos < sc->n) {
+    while ((sc->pos = plain_run_end(sc->s, sc->pos, sc->n)) < sc->n) {
         unsigned char c = (unsigned char)sc->s[sc->pos];
         if (c == '"') {
             int t = new_tok(sc, JTOK_STRING, start);
@@ -107,7 +160,6 @@ static int scan_string(struct scan *sc, int *tok_out)
             sc->pos += l;
             continue;
         }
-        sc->pos++;
     }
     return -EINVAL;
 }
@@ -332,28 +384,34 @@ int json_str_view(const char *s, const struct json_tok *toks, int i, const char 
     return 0;
 }
 
+/* The string token t equals lit (l bytes): lengths first, so most mismatches cost no memcmp. */
+static int str_eq(const char *s, const struct json_tok *t, const char *lit, size_t l)
+{
+    if (!t->escaped)
+        return t->end - t->start == l && memcmp(s + t->start, lit, l) == 0;
+    char buf[128];
+    size_t n;
+    if (l >= sizeof buf || unescape(s, t, buf, sizeof buf, &n) != 0)
+        return 0;
+    return n == l && memcmp(buf, lit, l) == 0;
+}
+
 int json_str_eq(const char *s, const struct json_tok *toks, int i, const char *lit)
 {
     if (i < 0 || toks[i].type != JTOK_STRING)
         return 0;
-    size_t l = strlen(lit);
-    if (!toks[i].escaped)
-        return toks[i].end - toks[i].start == l && memcmp(s + toks[i].start, lit, l) == 0;
-    char buf[128];
-    size_t n;
-    if (l >= sizeof buf || unescape(s, &toks[i], buf, sizeof buf, &n) != 0)
-        return 0;
-    return n == l && memcmp(buf, lit, l) == 0;
+    return str_eq(s, &toks[i], lit, strlen(lit));
 }
 
 int json_get(const char *s, const struct json_tok *toks, int obj, const char *key)
 {
     if (obj < 0 || toks[obj].type != JTOK_OBJECT)
         return -1;
+    size_t l = strlen(key);
     int k = obj + 1;
     for (uint32_t m = 0; m < toks[obj].count; m++) {
-        int v = k + 1;
-        if (json_str_eq(s, toks, k, key))
+        int v = k + 1; /* member names are always string tokens */
+        if (str_eq(s, &toks[k], key, l))
             return v;
         k = v + (int)toks[v].skip;
     }

@@ -610,6 +610,9 @@ static void stream_connect_done(struct stream *s, int status)
         return;
     }
     s->state = ST_OPEN;
+    if (s->tls != NULL)
+        log_debug("stream: TLS up, %s%s", tls_session_ciphersuite(s->tls),
+                  tls_session_resumed(s->tls) ? ", session resumed" : "");
     if (!s->want_read && s->reading) {
         uv_read_stop((uv_stream_t *)&s->tcp);
         s->reading = 0;

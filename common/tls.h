@@ -18,14 +18,18 @@ struct tls_session;
 #define TLS_DEFAULT_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
 
 /* Client config: TLS 1.2+, peer certificate required and verified against ca_file (NULL means
- * TLS_DEFAULT_CA_FILE), hostname checked per session. Returns 0, -ENOENT/-EACCES (file),
+ * TLS_DEFAULT_CA_FILE), hostname checked per session. The config also keeps the session of the
+ * last full handshake (one host) and offers it to the next session for that host, so repeat
+ * connections resume instead of paying the key exchange and certificate checks again; that cache
+ * is the only part sessions write, under its own lock. Returns 0, -ENOENT/-EACCES (file),
  * -EINVAL (no usable certificate in the file) or -ENOMEM. *out is owned by the caller, freed
  * with tls_config_free after every session using it is freed. Call before threads use it. */
 int tls_config_client_new(struct tls_config **out, const char *ca_file);
 
 /* Server config: certificate chain (PEM, leaf first) and its private key (PEM, unencrypted).
- * Returns 0, -ENOENT/-EACCES, -EINVAL (unparsable, or key does not match the certificate) or
- * -ENOMEM. An RSA key is safe to share across threads (mbedTLS is built with THREADING_C). */
+ * Issues session tickets (keys rotated hourly) so clients can resume. Returns 0, -ENOENT/-EACCES,
+ * -EINVAL (unparsable, or key does not match the certificate), -EIO (no ticket key) or -ENOMEM.
+ * An RSA key is safe to share across threads (mbedTLS is built with THREADING_C). */
 int tls_config_server_new(struct tls_config **out, const char *cert_file, const char *key_file);
 
 void tls_config_free(struct tls_config *cfg);
@@ -52,6 +56,14 @@ void tls_session_free(struct tls_session *s);
 int tls_session_handshake(struct tls_session *s);
 int tls_session_handshake_done(const struct tls_session *s);
 
+/* Client: 1 if the handshake resumed an earlier session (the config keeps the last full
+ * handshake's session per host and offers it; servers issue tickets), 0 otherwise. */
+int tls_session_resumed(const struct tls_session *s);
+
+/* The cipher suite the handshake settled on, in mbedTLS's spelling
+ * ("TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256"); "" before the handshake is done. */
+const char *tls_session_ciphersuite(const struct tls_session *s);
+
 /* Feeds len bytes of ciphertext from the peer; all of it is consumed. While the handshake is
  * running it advances it; afterwards each decrypted chunk goes to plain(plain_arg, ...).
  * Returns 0, -ESHUTDOWN once the peer has sent close_notify (a clean end of stream), or a
@@ -71,8 +83,10 @@ int tls_session_close_notify(struct tls_session *s);
 const char *tls_session_describe(const struct tls_session *s, char *buf, size_t cap);
 
 /* Cryptographic random bytes from this thread's CTR_DRBG (seeded from mbedtls_entropy on first
- * use in each thread and again after fork). Used for WebSocket keys and masks. Returns 0 or
- * -EIO. Any thread may call it; each uses its own generator, so no locks are taken. */
+ * use in each thread and again after fork). Used for WebSocket keys and masks; requests of up
+ * to 16 bytes come from a block the generator produced ahead (wiped as it is used), so a
+ * per-frame mask costs a copy. Returns 0 or -EIO. Any thread may call it; each uses its own
+ * generator, so no locks are taken. */
 int tls_random(void *buf, size_t len);
 
 /* Wipes this thread's generator; call from a thread about to exit that used TLS. */

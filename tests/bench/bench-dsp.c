@@ -16,6 +16,7 @@
 #include "common/ring.h"
 #include "dsp/g711.h"
 #include "dsp/resample.h"
+#include "tests/bench/bench-msg.h"
 #include "tests/bench/bench.h"
 #include "tests/lib/dsp_quality.h"
 
@@ -327,6 +328,7 @@ int main(int argc, char **argv)
     fig("base64_encode_mb_s", sizeof b64_bytes / enc * 1e3, "MB/s", "960-byte frames");
     fig("base64_decode_mb_s", sizeof b64_bytes / dec * 1e3, "MB/s", "1280-char frames");
     fig("ring_mb_s", ring_mb_per_s(), "MB/s", "2 threads, 64 KiB ring, 960 B pieces");
+    bench_msg_figures();
 
     quality_all();
     bench_ws_figures(0);

@@ -66,17 +66,22 @@ static void send_delta(struct lg_call *c, uint64_t now)
             memcpy(raw + i * 960, lg->down_level_pcm[(c->resp_sent + i) % FTAG_LEVELS], 960);
         bytes = n * 960;
     }
-    int len = snprintf(delta_msg, sizeof delta_msg,
-                       "{\"type\":\"response.output_audio.delta\",\"event_id\":\"ev\","
-                       "\"response_id\":\"r%u\",\"item_id\":\"i%u\",\"output_index\":0,"
-                       "\"content_index\":0,\"delta\":\"",
-                       c->resp_n, c->resp_n);
-    len += (int)base64_encode(raw, bytes, delta_msg + len);
-    len += snprintf(delta_msg + len, sizeof delta_msg - (size_t)len, "\"}");
+    struct lg_msg m = {.p = delta_msg, .cap = sizeof delta_msg};
+    LG_MSG_LIT(&m, "{\"type\":\"response.output_audio.delta\",\"event_id\":\"ev\","
+                   "\"response_id\":\"r");
+    lg_msg_uint(&m, c->resp_n);
+    LG_MSG_LIT(&m, "\",\"item_id\":\"i");
+    lg_msg_uint(&m, c->resp_n);
+    LG_MSG_LIT(&m, "\",\"output_index\":0,\"content_index\":0,\"delta\":\"");
+    if (m.cap - m.len >= base64_encoded_len(bytes))
+        m.len += base64_encode(raw, bytes, delta_msg + m.len);
+    else
+        m.over = 1;
+    LG_MSG_LIT(&m, "\"}");
     if (c->resp_sent == 0)
         c->resp_first_us = now;
     c->resp_sent += n;
-    oa_send(c, delta_msg, len);
+    oa_send(c, delta_msg, m.over ? -1 : (int)m.len);
 }
 
 static void send_response_end(struct lg_call *c, const char *status)

@@ -56,16 +56,23 @@ static void send_frame(struct lg_call *c, uint64_t now)
     } else {
         payload = lg->up_level_b64[k % FTAG_LEVELS];
     }
-    char msg[512];
-    int len = snprintf(msg, sizeof msg,
-                       "{\"event\":\"media\",\"sequenceNumber\":\"%u\",\"streamSid\":\"%s\","
-                       "\"media\":{\"track\":\"inbound\",\"chunk\":\"%u\",\"timestamp\":\"%u\","
-                       "\"payload\":\"%s\"}}",
-                       ++c->msg_seq, c->stream_sid, k + 1, k * 20, payload);
+    char buf[512];
+    struct lg_msg m = {.p = buf, .cap = sizeof buf};
+    LG_MSG_LIT(&m, "{\"event\":\"media\",\"sequenceNumber\":\"");
+    lg_msg_uint(&m, ++c->msg_seq);
+    LG_MSG_LIT(&m, "\",\"streamSid\":\"");
+    lg_msg_str(&m, c->stream_sid);
+    LG_MSG_LIT(&m, "\",\"media\":{\"track\":\"inbound\",\"chunk\":\"");
+    lg_msg_uint(&m, k + 1);
+    LG_MSG_LIT(&m, "\",\"timestamp\":\"");
+    lg_msg_uint(&m, (uint64_t)k * 20);
+    LG_MSG_LIT(&m, "\",\"payload\":\"");
+    lg_msg_str(&m, payload);
+    LG_MSG_LIT(&m, "\"}}");
     c->up_send_us[k % LG_SEND_RING] = now;
     c->up_sent++;
     lg->st.up_frames_sent++;
-    send_text(c, msg, len);
+    send_text(c, buf, m.over ? -1 : (int)m.len);
 }
 
 static void echo_mark(struct lg_call *c, const char *name)

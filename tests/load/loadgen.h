@@ -7,6 +7,7 @@
 #define VB_TESTS_LOADGEN_H
 
 #include <stdint.h>
+#include <string.h>
 #include <uv.h>
 
 #include "common/stream.h"
@@ -132,6 +133,42 @@ enum { LG_P_RAMP, LG_P_WARM, LG_P_MEASURE, LG_P_STOP, LG_P_DONE };
 
 uint64_t lg_now_us(void);
 void lg_hist_add(struct lg_hist *h, uint64_t us);
+
+/* A message built piece by piece: the per-frame ones are built with these rather than with
+ * snprintf, which parses its format for every frame (the generator shares the machine with the
+ * server it measures). A piece that does not fit sets over and is dropped. */
+struct lg_msg {
+    char *p;
+    size_t len, cap;
+    int over;
+};
+
+static inline void lg_msg_put(struct lg_msg *m, const char *s, size_t n)
+{
+    if (m->cap - m->len < n) {
+        m->over = 1;
+        return;
+    }
+    memcpy(m->p + m->len, s, n);
+    m->len += n;
+}
+
+#define LG_MSG_LIT(m, lit) lg_msg_put((m), (lit), sizeof(lit) - 1)
+
+static inline void lg_msg_str(struct lg_msg *m, const char *s)
+{
+    lg_msg_put(m, s, strlen(s));
+}
+
+static inline void lg_msg_uint(struct lg_msg *m, uint64_t v)
+{
+    char d[20];
+    size_t n = 0;
+    do
+        d[sizeof d - ++n] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    lg_msg_put(m, d + sizeof d - n, n);
+}
 
 /* lg_twilio.c */
 int lg_twilio_start(struct lg_call *c);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tests/unit/testing.h"
@@ -63,6 +64,68 @@ TEST(json_scan_escapes_and_utf8)
     CHECK_EQ(json_str(m, toks, v, out, 5, &len), -ENOSPC);
     CHECK_EQ(json_str_view(m, toks, json_get(m, toks, 0, "u"), &p, &len), 0);
     CHECK_EQ(len, 6);
+}
+
+/* Long strings are skipped many bytes at a time: a byte that ends a plain run (quote, escape,
+ * control, UTF-8 lead or a stray continuation byte) must be found at every position, for
+ * every alignment of the string in the document, with no look past the end of the input. */
+TEST(json_scan_special_bytes_at_every_position)
+{
+    static const struct {
+        const char *ins; /* replaces one 'A' of the string */
+        int valid;
+        int escaped;
+    } cases[] = {
+        {"", 1, 0},                 /* plain: one 'A' fewer */
+        {"\\n", 1, 1},              /* escape */
+        {"\\u00e9", 1, 1},          /* unicode escape */
+        {"\xc3\xa9", 1, 0},         /* two-byte UTF-8 */
+        {"\xf0\x9f\x98\x80", 1, 0}, /* four-byte UTF-8 */
+        {"\x7f", 1, 0},             /* DEL is allowed */
+        {"\x01", 0, 0},             /* controls are not */
+        {"\x1f", 0, 0},
+        {"\x80", 0, 0}, /* a continuation byte alone */
+        {"\xc3", 0, 0}, /* a lead byte without its continuation */
+        {"\\x", 0, 0},  /* a bad escape */
+        {"\"", 0, 0},   /* the string ends early: what follows is garbage */
+    };
+    char doc[300];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t il = strlen(cases[c].ins);
+        for (size_t pad = 0; pad < 3; pad++) {
+            for (size_t len = 1; len < 200; len++) {
+                for (size_t at = 0; at < len; at++) {
+                    size_t n = 0;
+                    memcpy(doc, "{\"k\":  ", 5 + pad);
+                    n = 5 + pad;
+                    doc[n++] = '"';
+                    size_t str = n;
+                    memset(doc + n, 'A', at);
+                    n += at;
+                    memcpy(doc + n, cases[c].ins, il);
+                    n += il;
+                    memset(doc + n, 'A', len - at - 1);
+                    n += len - at - 1;
+                    size_t str_end = n;
+                    memcpy(doc + n, "\"}", 2);
+                    n += 2;
+                    /* scanned from a copy the size of the document: ASan sees any over-read */
+                    char *heap = malloc(n);
+                    memcpy(heap, doc, n);
+                    int rc = json_scan(heap, n, toks, 8);
+                    free(heap);
+                    if (!cases[c].valid) {
+                        CHECK_MSG(rc == -EINVAL, "case %zu len %zu at %zu accepted", c, len, at);
+                        continue;
+                    }
+                    CHECK_MSG(rc == 3, "case %zu len %zu at %zu: %d", c, len, at, rc);
+                    CHECK_EQ(toks[2].start, (uint32_t)str);
+                    CHECK_EQ(toks[2].end, (uint32_t)str_end);
+                    CHECK_EQ(toks[2].escaped, cases[c].escaped);
+                }
+            }
+        }
+    }
 }
 
 TEST(json_scan_rejects_malformed)

@@ -107,6 +107,11 @@ TEST(tls_handshake_data_and_close_notify)
     CHECK_EQ(p.s_rc, 0);
     CHECK(tls_session_handshake_done(p.c));
     CHECK(tls_session_handshake_done(p.s));
+    /* the cheapest AEAD suite per byte of audio (common/tls.c has the figures), both sides */
+    CHECK_MSG(
+        strcmp(tls_session_ciphersuite(p.c), "TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256") == 0,
+        "negotiated %s", tls_session_ciphersuite(p.c));
+    CHECK(strcmp(tls_session_ciphersuite(p.s), tls_session_ciphersuite(p.c)) == 0);
 
     /* client -> server, bigger than one record */
     static uint8_t big[40000];
@@ -130,6 +135,108 @@ TEST(tls_handshake_data_and_close_notify)
     CHECK_EQ(tls_session_close_notify(p.c), 0);
     tls_pump(&p);
     CHECK_EQ(p.s_rc, -ESHUTDOWN);
+    tls_pair_close(&p);
+}
+
+/* A second connection from the same client config to the same host resumes the first one's
+ * session (the server issued a ticket): no certificate, no key exchange, and data still flows
+ * both ways. Another host name, or another config, does not get the session. */
+TEST(tls_second_connection_resumes)
+{
+    struct tls_pair p;
+    tls_pair_open(&p, "ca.crt", "localhost");
+    CHECK(tls_session_handshake_done(p.c));
+    CHECK_EQ(tls_session_resumed(p.c), 0);
+    tls_session_free(p.c);
+    tls_session_free(p.s);
+
+    for (int round = 0; round < 2; round++) {
+        struct tls_box hello = {.len = 0};
+        CHECK_EQ(tls_session_new(&p.c, p.ccfg, "localhost", box_out, &p.c_out), 0);
+        CHECK_EQ(tls_session_new(&p.s, p.scfg, NULL, box_out, &p.s_out), 0);
+        CHECK_EQ(tls_session_handshake(p.c), -EAGAIN);
+        hello = p.c_out;
+        p.c_out.len = 0;
+        CHECK_EQ(tls_session_input(p.s, hello.data, hello.len, box_plain, NULL), 0);
+        /* ServerHello, ChangeCipherSpec, Finished: no Certificate, no ServerKeyExchange */
+        CHECK_MSG(p.s_out.len < 300, "server's first flight is %zu bytes", p.s_out.len);
+        tls_pump(&p);
+        CHECK(tls_session_handshake_done(p.c) && tls_session_handshake_done(p.s));
+        CHECK_EQ(tls_session_resumed(p.c), 1);
+        plain_in.len = 0;
+        CHECK_EQ(tls_session_write(p.c, (const uint8_t *)"ping", 4), 0);
+        tls_pump(&p);
+        CHECK(plain_in.len == 4 && memcmp(plain_in.data, "ping", 4) == 0);
+        plain_in.len = 0;
+        CHECK_EQ(tls_session_write(p.s, (const uint8_t *)"pong", 4), 0);
+        tls_pump(&p);
+        CHECK(plain_in.len == 4 && memcmp(plain_in.data, "pong", 4) == 0);
+        tls_session_free(p.c);
+        tls_session_free(p.s);
+    }
+
+    /* a session is only offered to its own host: another name gets a full handshake, and so
+     * fails verification here (mbedTLS 2.28 does not match the certificate's IP address),
+     * where a resumed session would have skipped the check */
+    p.c_out.len = p.s_out.len = 0;
+    CHECK_EQ(tls_session_new(&p.c, p.ccfg, "127.0.0.1", box_out, &p.c_out), 0);
+    CHECK_EQ(tls_session_new(&p.s, p.scfg, NULL, box_out, &p.s_out), 0);
+    CHECK_EQ(tls_session_handshake(p.c), -EAGAIN);
+    tls_pump(&p);
+    CHECK_EQ(p.c_rc, -EKEYREJECTED);
+    tls_session_free(p.c);
+    tls_session_free(p.s);
+
+    /* a server that cannot open the ticket (another config: another ticket key) makes the
+     * client fall back to a full handshake, whose session is then kept instead */
+    struct tls_config *scfg2;
+    CHECK_EQ(tls_config_server_new(&scfg2, tls_file("server.crt"), tls_file("server.key")), 0);
+    for (int round = 0; round < 2; round++) {
+        p.c_out.len = p.s_out.len = 0;
+        CHECK_EQ(tls_session_new(&p.c, p.ccfg, "localhost", box_out, &p.c_out), 0);
+        CHECK_EQ(tls_session_new(&p.s, scfg2, NULL, box_out, &p.s_out), 0);
+        CHECK_EQ(tls_session_handshake(p.c), -EAGAIN);
+        tls_pump(&p);
+        CHECK(tls_session_handshake_done(p.c) && tls_session_handshake_done(p.s));
+        CHECK_EQ(tls_session_resumed(p.c), round);
+        tls_session_free(p.c);
+        tls_session_free(p.s);
+    }
+    tls_config_free(scfg2);
+
+    /* a fresh config knows no session */
+    struct tls_config *other;
+    CHECK_EQ(tls_config_client_new(&other, tls_file("ca.crt")), 0);
+    p.c_out.len = p.s_out.len = 0;
+    CHECK_EQ(tls_session_new(&p.c, other, "localhost", box_out, &p.c_out), 0);
+    CHECK_EQ(tls_session_new(&p.s, p.scfg, NULL, box_out, &p.s_out), 0);
+    CHECK_EQ(tls_session_handshake(p.c), -EAGAIN);
+    tls_pump(&p);
+    CHECK(tls_session_handshake_done(p.c));
+    CHECK_EQ(tls_session_resumed(p.c), 0);
+    tls_session_free(p.c);
+    tls_session_free(p.s);
+    p.c = p.s = NULL;
+    tls_config_free(other);
+    tls_pair_close(&p);
+}
+
+/* A client whose verification failed caches nothing: the next connection with the right
+ * trust still verifies the chain (and with the wrong one still fails). */
+TEST(tls_failed_handshake_is_not_cached)
+{
+    struct tls_pair p;
+    tls_pair_open(&p, "other-ca.crt", "localhost");
+    CHECK_EQ(p.c_rc, -EKEYREJECTED);
+    tls_session_free(p.c);
+    tls_session_free(p.s);
+    p.c_out.len = p.s_out.len = 0;
+    CHECK_EQ(tls_session_new(&p.c, p.ccfg, "localhost", box_out, &p.c_out), 0);
+    CHECK_EQ(tls_session_new(&p.s, p.scfg, NULL, box_out, &p.s_out), 0);
+    CHECK_EQ(tls_session_handshake(p.c), -EAGAIN);
+    tls_pump(&p);
+    CHECK_EQ(p.c_rc, -EKEYREJECTED);
+    CHECK(!tls_session_handshake_done(p.c));
     tls_pair_close(&p);
 }
 
@@ -216,20 +323,39 @@ TEST(tls_random_differs_and_reseeds_after_fork)
     static uint8_t large[5000]; /* more than one DRBG request */
     CHECK_EQ(tls_random(large, sizeof large), 0);
 
+    /* small requests (WebSocket masks) come from a block drawn ahead: they differ too, and
+     * a block's bytes are never handed out twice */
+    uint8_t masks[200][4];
+    for (int i = 0; i < 200; i++)
+        CHECK_EQ(tls_random(masks[i], 4), 0);
+    int same = 0;
+    for (int i = 1; i < 200; i++)
+        same += memcmp(masks[i], masks[i - 1], 4) == 0;
+    CHECK_EQ(same, 0);
+
+    /* a child must not replay the parent's generator, nor the small-request block the
+     * parent drew before the fork (the parent's next mask comes from it) */
+    uint8_t mask[4];
+    CHECK_EQ(tls_random(mask, sizeof mask), 0);
     int fds[2];
     CHECK(pipe(fds) == 0);
     pid_t pid = fork();
     CHECK(pid != -1);
     if (pid == 0) {
-        uint8_t c[32];
-        _exit(tls_random(c, sizeof c) == 0 && write(fds[1], c, sizeof c) == sizeof c ? 0 : 1);
+        uint8_t c[36];
+        _exit(tls_random(c, 4) == 0 && tls_random(c + 4, 32) == 0 &&
+                      write(fds[1], c, sizeof c) == sizeof c
+                  ? 0
+                  : 1);
     }
-    uint8_t parent[32], child[32];
-    CHECK_EQ(tls_random(parent, sizeof parent), 0);
+    uint8_t parent[36], child[36];
+    CHECK_EQ(tls_random(parent, 4), 0);
+    CHECK_EQ(tls_random(parent + 4, 32), 0);
     CHECK_EQ(read(fds[0], child, sizeof child), (ssize_t)sizeof child);
     int status;
     CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    CHECK(memcmp(parent, child, sizeof child) != 0);
+    CHECK(memcmp(parent, child, 4) != 0);
+    CHECK(memcmp(parent + 4, child + 4, 32) != 0);
     close(fds[0]);
     close(fds[1]);
     tls_thread_cleanup();
