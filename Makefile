@@ -21,7 +21,7 @@ LLHTTP_INC_DIR := /usr/share/include/llhttp
 OPT      ?= -O2
 CPPFLAGS += -D_GNU_SOURCE -I. -I$(LLHTTP_INC_DIR)
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Werror -MMD -MP -pthread
-LDLIBS   += -luv -lwslay -lmbedtls -lmbedx509 -lmbedcrypto -lhiredis -ljansson -lm -pthread
+LDLIBS   += -luv -lmbedtls -lmbedx509 -lmbedcrypto -lhiredis -ljansson -lm -pthread
 ifneq ($(SAN),)
 CFLAGS   += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS  += -fsanitize=$(SAN)
@@ -91,7 +91,7 @@ $(UNIT_BIN): $(UNIT_OBJ) $(LIB)
 
 $(BENCH_BIN): $(BENCH_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lsoxr -lspeexdsp -o $@
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lsoxr -lspeexdsp -lwslay -o $@
 
 $(LOAD_BIN): $(LOAD_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
