@@ -108,7 +108,8 @@ struct config {
     } rate_limit;
 
     struct config_bridge {
-        unsigned pacing_lead_ms;
+        unsigned pacing_lead_ms; /* most audio sent ahead of playback */
+        unsigned pacing_low_ms;  /* topped up to the lead before it falls under this */
         unsigned mark_interval_ms;
         unsigned max_ws_message_bytes;
     } bridge;

@@ -64,6 +64,7 @@ static void ring_view_init(struct ring *r, void *map, size_t map_len, uint64_t c
     r->writable = writable;
     r->cached_tail = atomic_load_explicit(&r->hdr->tail, memory_order_acquire);
     r->cached_head = atomic_load_explicit(&r->hdr->head, memory_order_acquire);
+    r->trimmed = r->cached_tail;
 }
 
 int ring_create(struct ring *r, size_t capacity, const char *name)
@@ -419,6 +420,69 @@ int ring_trim(struct ring *r)
         return rc != 0 ? rc : ring_trim_range(r, h, cap);
     }
     return ring_trim_range(r, h, t); /* live wraps: [t, cap) and [0, h) */
+}
+
+/* Frees the whole pages of data[a, b) and the page a falls in from its start, when that page
+ * lies within the data area: its bytes before a were read before (ring_trim_read). */
+static int ring_trim_from_page(struct ring *r, uint64_t a, uint64_t b)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t first = ((uintptr_t)r->data + page - 1) & ~(page - 1);
+    uintptr_t from = (uintptr_t)(r->data + a) & ~(page - 1);
+    uintptr_t to = (uintptr_t)(r->data + b) & ~(page - 1);
+    if (from < first)
+        from = first; /* the page the data area starts in holds the header */
+    if (to <= from)
+        return 0;
+    return madvise((void *)from, to - from, MADV_REMOVE) == -1 ? -errno : 0;
+}
+
+/* The counts read since the last call, [trimmed, tail), are dead, and so is the rest of the
+ * page trimmed falls in (read before) unless the producer's next lap has come back to it: the
+ * bytes of counts from head - capacity on are readable again where they sit. */
+int ring_trim_read(struct ring *r)
+{
+    if (!r->writable || r->hdr == NULL)
+        return -EPERM;
+    uint64_t tail = ring_my_tail(r);
+    uint64_t head = atomic_load_explicit(&r->hdr->head, memory_order_acquire);
+    uint64_t cap = r->mask + 1, from = r->trimmed, to = tail;
+    if (to - from > cap || ring_used(r, head, tail) != head - tail) {
+        r->trimmed = tail; /* moved more than a lap, or a bad head: only a bad peer does that */
+        return ring_trim(r);
+    }
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    if (head == tail) {
+        /* Nothing readable: the page the read position is in goes too (the next write there
+         * faults in a zeroed page), as ring_trim would give it back; not past the data area. */
+        uintptr_t at = (uintptr_t)(r->data + (tail & r->mask));
+        uint64_t lap_end = tail - (tail & r->mask) + cap;
+        to = tail + ((page - at % page) % page);
+        if (to > lap_end)
+            to = lap_end;
+    }
+    if (to == from)
+        return 0;
+    r->trimmed = tail;
+    int from_page = 1; /* the page from falls in may go from its start */
+    if (head >= cap) {
+        uint64_t lo = head - cap; /* <= tail: used <= cap */
+        uint64_t before = (uintptr_t)(r->data + (from & r->mask)) % page; /* from's page offset */
+        if (from < lo) {
+            from = lo;
+            from_page = 0;
+        } else if (from - lo < before) {
+            from_page = 0; /* lo lies in from's page: the next lap wrote its start */
+        }
+        if (from >= to)
+            return 0;
+    }
+    uint64_t fo = from & r->mask, n = to - from;
+    uint64_t first_end = fo + n <= cap ? fo + n : cap;
+    int rc = from_page ? ring_trim_from_page(r, fo, first_end) : ring_trim_range(r, fo, first_end);
+    if (rc != 0 || fo + n <= cap)
+        return rc;
+    return ring_trim_range(r, 0, fo + n - cap);
 }
 
 size_t ring_discard(struct ring *r)

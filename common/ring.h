@@ -38,6 +38,7 @@ struct ring {
      * at least what the cache says). Written by the producer / by the consumer only. */
     uint64_t cached_tail; /* producer side */
     uint64_t cached_head; /* consumer side */
+    uint64_t trimmed;     /* consumer side: ring_trim_read gave back what was read before this */
 };
 
 /* A contiguous piece of the ring: at most up to the wrap point. */
@@ -114,5 +115,13 @@ size_t ring_discard(struct ring *r);
  * it holds. A system call: call it after some kilobytes were consumed, not per frame. Returns 0
  * or -errno (a read-only view: -EPERM). */
 int ring_trim(struct ring *r);
+
+/* As ring_trim, but only the pages read (or discarded) since the view was set up or since the
+ * last ring_trim_read, plus, when nothing is readable, the page the read position is in: what
+ * ring_trim would give back when called as often, since the pages further on were given back
+ * as they were read. One madvise (two at the wrap) where ring_trim needs two while the readable
+ * bytes do not wrap; each costs about the same whatever its length, mostly the TLB shootdown of
+ * a process whose threads run on several CPUs. Returns as ring_trim. */
+int ring_trim_read(struct ring *r);
 
 #endif

@@ -75,6 +75,7 @@ struct call {
     struct resample_down down;
     struct playout playout;
     uint64_t last_mark_ms;
+    uint64_t pace_at_us;         /* what pace_timer is armed for (call_now_us), UINT64_MAX: not */
     uint64_t up_trimmed, down_trimmed; /* ring tails at the last ring_trim */
     int g711;                    /* passthrough: no conversion */
 

@@ -1,5 +1,6 @@
 /* The audio path of a call pair, both directions, allocation-free after set-up.
- *   uplink:   Twilio payload -> base64 decode -> uplink ring (mu-law) -> [up-sample] -> append
+ *   uplink:   Twilio payload -> base64 decode -> [uplink ring (mu-law), while the session is not
+ *             ready] -> [up-sample] -> append
  *   downlink: OpenAI delta -> base64 decode -> [down-sample] -> downlink ring (mu-law 8 kHz)
  *             -> whole 20 ms frames to Twilio on the pacing clock, with marks
  * The downlink ring holds audio already converted to mu-law: a response arrives faster than
@@ -29,21 +30,24 @@ int call_audio_init(struct call *c)
     sb_store(&c->slot.sb->started_ms, uv_hrtime() / 1000000);
     resample_up_init(&c->up);
     resample_down_init(&c->down);
-    playout_init(&c->playout, cfg->bridge.pacing_lead_ms);
+    playout_init(&c->playout, cfg->bridge.pacing_lead_ms, cfg->bridge.pacing_low_ms);
+    c->pace_at_us = UINT64_MAX;
     c->g711 = cfg->openai.audio_format == CONFIG_AUDIO_G711_ULAW;
     return 0;
 }
 
 /* A ring's write position sweeps its whole capacity (the downlink's is 16 s) in a long call, and
  * every page it touched would stay in memory: the pages behind the read position are given back
- * once a second of audio has been read past them. Producer and consumer are this thread. */
+ * once a page has been read past them, those read since the last time (ring_trim_read: one
+ * madvise, where a trim of the whole free area takes two while audio is buffered), or at the end
+ * the whole ring (force). Producer and consumer are this thread. */
 static void trim_if_due(struct ring *r, uint64_t *trimmed_at, int force)
 {
     uint64_t tail = ring_tail(r);
     if (!force && tail - *trimmed_at < RING_TRIM_BYTES)
         return;
     *trimmed_at = tail;
-    int rc = ring_trim(r);
+    int rc = force ? ring_trim(r) : ring_trim_read(r);
     if (rc != 0)
         log_warn("ring trim: %s", strerror(-rc));
 }
@@ -77,29 +81,35 @@ void call_audio_publish(struct call *c)
     sb_store(&sb->bytes_out, c->stats.frames_out * CALL_FRAME);
 }
 
+/* One append of n <= UP_CHUNK mu-law bytes (resampled unless passthrough); counted as sent or
+ * dropped. */
+static void append_up(struct call *c, const uint8_t *ulaw, size_t n)
+{
+    int16_t pcm[3 * UP_CHUNK];
+    char msg[128 + (6 * UP_CHUNK + 2) / 3 * 4];
+    const uint8_t *audio = ulaw;
+    size_t bytes = n;
+    if (!c->g711) {
+        resample_up_ulaw(&c->up, ulaw, n, pcm);
+        audio = (const uint8_t *)pcm;
+        bytes = 3 * n * sizeof(int16_t);
+    }
+    int len = openai_msg_append(msg, sizeof msg, audio, bytes);
+    if (len > 0 && ws_send_text(&c->openai, msg, (size_t)len) == 0)
+        c->stats.frames_up += (n + CALL_FRAME - 1) / CALL_FRAME;
+    else
+        c->stats.up_dropped_bytes += n;
+}
+
 /* Sends what the uplink ring holds to OpenAI, in appends of at most UP_CHUNK mu-law bytes. */
 void call_audio_flush_uplink(struct call *c)
 {
     if (c->oa_state != OA_CONFIGURED)
         return;
     uint8_t ulaw[UP_CHUNK];
-    int16_t pcm[3 * UP_CHUNK];
-    char msg[128 + (6 * UP_CHUNK + 2) / 3 * 4];
     size_t n;
-    while ((n = ring_pop(&c->uplink, ulaw, sizeof ulaw)) > 0) {
-        const uint8_t *audio = ulaw;
-        size_t bytes = n;
-        if (!c->g711) {
-            resample_up_ulaw(&c->up, ulaw, n, pcm);
-            audio = (const uint8_t *)pcm;
-            bytes = 3 * n * sizeof(int16_t);
-        }
-        int len = openai_msg_append(msg, sizeof msg, audio, bytes);
-        if (len > 0 && ws_send_text(&c->openai, msg, (size_t)len) == 0)
-            c->stats.frames_up += (n + CALL_FRAME - 1) / CALL_FRAME;
-        else
-            c->stats.up_dropped_bytes += n;
-    }
+    while ((n = ring_pop(&c->uplink, ulaw, sizeof ulaw)) > 0)
+        append_up(c, ulaw, n);
     trim_if_due(&c->uplink, &c->up_trimmed, 0);
 }
 
@@ -120,11 +130,19 @@ void call_audio_uplink(struct call *c, const char *b64, size_t len, uint64_t t_i
         call_end(c, "twilio protocol error", 0);
         return;
     }
-    size_t pushed = ring_push(&c->uplink, ulaw, n);
-    if (pushed < n && c->stats.up_dropped_bytes == 0)
-        log_warn("caller audio dropped: the OpenAI session is not keeping up");
-    c->stats.up_dropped_bytes += n - pushed;
     c->stats.bytes_in += n;
+    if (c->oa_state == OA_CONFIGURED && ring_fill(&c->uplink) == 0) {
+        /* The usual case, nothing held: straight out. The ring is for audio that must wait
+         * (before the session is configured); a write position that stays put costs no page
+         * faults and no ring_trim. */
+        for (size_t off = 0; off < n; off += UP_CHUNK)
+            append_up(c, ulaw + off, n - off < UP_CHUNK ? n - off : UP_CHUNK);
+    } else {
+        size_t pushed = ring_push(&c->uplink, ulaw, n);
+        if (pushed < n && c->stats.up_dropped_bytes == 0)
+            log_warn("caller audio dropped: the OpenAI session is not keeping up");
+        c->stats.up_dropped_bytes += n - pushed;
+    }
     call_audio_publish(c);
     if (c->oa_state != OA_CONFIGURED)
         return; /* held until the session is configured; not a per-frame latency */
@@ -219,7 +237,25 @@ void call_audio_delta(struct call *c, const struct openai_event *ev)
 
 static void on_pace_timer(uv_timer_t *t)
 {
-    call_audio_pump(t->data);
+    struct call *c = t->data;
+    c->pace_at_us = UINT64_MAX; /* a one-shot: no longer armed */
+    call_audio_pump(c);
+}
+
+/* Arms the pacing timer for next (µs, UINT64_MAX: stopped) unless it is armed for it already:
+ * the pump runs on every media frame from Twilio, and the deadline moves only when frames are
+ * sent or a mark echo corrects the model. */
+static void pace_timer_arm(struct call *c, uint64_t next, uint64_t now)
+{
+    if (next == c->pace_at_us)
+        return;
+    c->pace_at_us = next;
+    if (next == UINT64_MAX) {
+        uv_timer_stop(&c->pace_timer);
+        return;
+    }
+    uint64_t ms = next > now ? (next - now + 999) / 1000 : 0;
+    uv_timer_start(&c->pace_timer, on_pace_timer, ms, 0);
 }
 
 /* Nothing left to say or play. */
@@ -229,7 +265,10 @@ int call_audio_idle(struct call *c)
            !playout_playing(&c->playout, call_now_us());
 }
 
-/* Sends every frame that is due, a mark when due, and re-arms the pacing timer. */
+/* Sends every frame that is due (playout.h: a top-up to the lead once the backlog nears the low
+ * mark, several media messages that leave in one write), a mark when due, and re-arms the
+ * pacing timer. Runs on each media frame from Twilio as well as on the timer, so while the
+ * caller's audio flows the timer is pushed out ahead of it and seldom fires. */
 void call_audio_pump(struct call *c)
 {
     if (c->tw_state != TW_STREAMING)
@@ -274,12 +313,7 @@ void call_audio_pump(struct call *c)
         if (next == UINT64_MAX) /* wake when the goodbye has finished playing */
             next = c->playout.buf_end_us > now ? c->playout.buf_end_us : now + 20000;
     }
-    if (next == UINT64_MAX) {
-        uv_timer_stop(&c->pace_timer);
-        return;
-    }
-    uint64_t ms = next > now ? (next - now + 999) / 1000 : 0;
-    uv_timer_start(&c->pace_timer, on_pace_timer, ms, 0);
+    pace_timer_arm(c, next, now);
 }
 
 static void truncate_item(void *ctx, const char *item_id, uint32_t heard_ms)
@@ -330,7 +364,7 @@ static void interrupt(struct call *c, uint64_t event_us, int by_caller)
     }
     uint64_t dropped_ms = playout_clear(&c->playout, now, truncate_item, c);
     c->last_mark_ms = c->playout.sent_ms;
-    uv_timer_stop(&c->pace_timer);
+    pace_timer_arm(c, UINT64_MAX, now);
     if (!by_caller) {
         log_info("interrupted for a control command: cleared %llu ms of unplayed audio",
                  (unsigned long long)dropped_ms);

@@ -1,6 +1,7 @@
 /* Playout model: item accounting in a small circular array (oldest first), a model of Twilio's
- * playback buffer (buf_end_us), corrected by mark echoes, and the truncate points for barge-in.
- * No I/O and no clock of its own: every function takes now_us. */
+ * playback buffer (buf_end_us), corrected by mark echoes, the pacing policy (top-ups between
+ * the low mark and the lead), and the truncate points for barge-in. No I/O and no clock of its
+ * own: every function takes now_us. */
 #include "worker/playout.h"
 
 #include <errno.h>
@@ -11,10 +12,11 @@
 
 #define FRAME_US ((uint64_t)PLAYOUT_FRAME_MS * 1000)
 
-void playout_init(struct playout *p, uint32_t lead_ms)
+void playout_init(struct playout *p, uint32_t lead_ms, uint32_t low_ms)
 {
     memset(p, 0, sizeof *p);
     p->lead_ms = lead_ms < PLAYOUT_FRAME_MS ? PLAYOUT_FRAME_MS : lead_ms;
+    p->low_ms = low_ms > p->lead_ms - PLAYOUT_FRAME_MS ? p->lead_ms - PLAYOUT_FRAME_MS : low_ms;
 }
 
 static struct playout_item *item_at(struct playout *p, unsigned k)
@@ -68,24 +70,54 @@ static uint64_t backlog_us(const struct playout *p, uint64_t now_us)
     return p->buf_end_us > now_us ? p->buf_end_us - now_us : 0;
 }
 
+/* Whether the next frame to send is the first of its item (a response starting: its latency
+ * counts, so it does not wait for the low mark). */
+static int next_starts_item(const struct playout *p)
+{
+    for (unsigned k = 0; k < p->count; k++) {
+        const struct playout_item *it = item_at_c(p, k);
+        if (it->sent_frames < it->received_frames)
+            return it->sent_frames == 0;
+    }
+    return 0;
+}
+
+/* Whole frames that fit between the backlog and the lead. */
+static uint64_t room_frames(const struct playout *p, uint64_t now_us)
+{
+    uint64_t lead_us = (uint64_t)p->lead_ms * 1000, b = backlog_us(p, now_us);
+    return b < lead_us ? (lead_us - b) / FRAME_US : 0;
+}
+
+/* Hysteresis: topping up one frame each time one has played costs a write (and a wake-up)
+ * per frame; waiting until the backlog nears the low mark sends several in one write. "Nears":
+ * under low + one frame, since the next chance to send (Twilio's next media frame, or the
+ * timer at the low mark) may be up to a frame away. */
 uint32_t playout_frames_due(const struct playout *p, uint64_t now_us)
 {
     uint32_t queued = playout_queued_frames(p);
-    uint64_t lead_us = (uint64_t)p->lead_ms * 1000, b = backlog_us(p, now_us);
-    if (queued == 0 || b >= lead_us)
+    if (queued == 0)
         return 0;
-    uint64_t due = (lead_us - b + FRAME_US - 1) / FRAME_US;
-    return due < queued ? (uint32_t)due : queued;
+    uint64_t room = room_frames(p, now_us);
+    if (room == 0)
+        return 0;
+    uint64_t low_us = (uint64_t)p->low_ms * 1000;
+    if (backlog_us(p, now_us) >= low_us + FRAME_US && !next_starts_item(p))
+        return 0;
+    return room < queued ? (uint32_t)room : queued;
 }
 
 uint64_t playout_next_due_us(const struct playout *p, uint64_t now_us)
 {
     if (playout_queued_frames(p) == 0)
         return UINT64_MAX;
-    uint64_t lead_us = (uint64_t)p->lead_ms * 1000;
-    if (p->buf_end_us < lead_us + now_us)
+    if (playout_frames_due(p, now_us) > 0)
         return now_us;
-    return p->buf_end_us - lead_us + 1;
+    /* The backlog shrinks by a microsecond each microsecond: it reaches the mark at buf_end
+     * minus the mark (the lead less a frame for a frame to fit, the low mark otherwise). */
+    uint64_t mark_us = next_starts_item(p) ? (uint64_t)p->lead_ms * 1000 - FRAME_US
+                                           : (uint64_t)p->low_ms * 1000;
+    return p->buf_end_us - mark_us; /* > now_us: the backlog is above the mark */
 }
 
 const struct playout_item *playout_frame_sent(struct playout *p, uint64_t now_us)

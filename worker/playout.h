@@ -4,7 +4,10 @@
  * each frame belongs to, names marks, feeds mark echoes back, and on barge-in asks where to
  * truncate each item (never past what was sent, hence never past what the API generated).
  *
- *   Twilio's buffer:  now ......... buf_end      frames may be sent while buf_end - now < lead
+ *   Twilio's buffer:  now ......... buf_end      backlog = buf_end - now, never above lead
+ *   pacing: once the backlog would fall under low before the next chance to send (the next
+ *           20 ms media frame from Twilio), it is topped up to the lead in one go: a few frames
+ *           per write, not one. An item's first frame goes as soon as it fits (latency).
  *   items:  [A: recv 3000 ms | sent 2400 | played ~2300] [B: recv 400 | sent 0] ...
  */
 #ifndef VB_WORKER_PLAYOUT_H
@@ -26,7 +29,8 @@ struct playout_item {
 };
 
 struct playout {
-    uint32_t lead_ms;
+    uint32_t lead_ms;            /* most audio ahead of playback: what a clear throws away */
+    uint32_t low_ms;             /* least audio ahead (unless the loop runs late): jitter room */
     uint32_t generation;         /* bumps on every clear: older mark echoes are ignored */
     uint64_t buf_end_us;         /* when Twilio's playback buffer runs dry, on our clock */
     uint64_t sent_ms;            /* stream position: all audio ms ever sent */
@@ -36,20 +40,27 @@ struct playout {
     unsigned count;              /* slots in use, oldest first from head */
 };
 
-void playout_init(struct playout *p, uint32_t lead_ms);
+/* lead_ms is raised to one frame; low_ms is lowered to lead_ms - one frame (the top-up must
+ * have room for a frame). */
+void playout_init(struct playout *p, uint32_t lead_ms, uint32_t low_ms);
 
 /* Records n whole frames of audio for item_id queued for sending (a new id starts a new item).
  * Returns 0, or -ENOSPC if the id does not fit. */
 int playout_queue(struct playout *p, const char *item_id, uint32_t frames);
 
-/* Frames that may be sent at now_us without exceeding the lead (0 if nothing is queued). */
+/* Frames to send at now_us (0 if none): when the backlog is under low_ms + one frame, or the
+ * next frame starts an item, as many as fit under the lead (whole frames, never above it). The
+ * caller asks at least at playout_next_due_us and may ask at any time, typically on each media
+ * frame Twilio sends (every 20 ms): that is the "next chance" the low mark looks ahead to. */
 uint32_t playout_frames_due(const struct playout *p, uint64_t now_us);
 
 /* Records that one frame was sent at now_us; returns the item it belonged to (or NULL if
  * nothing was queued, which is a caller bug). */
 const struct playout_item *playout_frame_sent(struct playout *p, uint64_t now_us);
 
-/* When the next frame becomes due (µs), or UINT64_MAX if nothing is queued. */
+/* The latest time (µs) to ask playout_frames_due again, or UINT64_MAX if nothing is queued:
+ * when the backlog reaches low_ms (or, for an item's first frame, when one frame fits). Frames
+ * may well be due earlier: a caller that asks on every media frame finds them first. */
 uint64_t playout_next_due_us(const struct playout *p, uint64_t now_us);
 
 /* Writes a unique mark name for the current stream position into out ("g<gen>.<pos_ms>"). */

@@ -146,6 +146,10 @@ static void tw_on_text(struct ws *ws, const char *text, size_t len)
         if (m.event == TWILIO_MEDIA) {
             c->stats.frames_in++;
             call_audio_uplink(c, m.payload, m.payload_len, t_in);
+            /* Twilio sends a frame every 20 ms all call long: each is a chance to send the
+             * downlink in this wake-up, so the pacing timer need not wake the loop. */
+            if (c->end_reason[0] == '\0')
+                call_audio_pump(c);
         } else if (m.event == TWILIO_MARK) {
             call_audio_mark_echo(c, m.mark_name);
         } else {

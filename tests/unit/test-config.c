@@ -137,6 +137,7 @@ static void check_same_config(const struct config *a, const struct config *b)
     CHECK_EQ(a->rate_limit.global_burst, b->rate_limit.global_burst);
     CHECK_EQ(a->rate_limit.max_users, b->rate_limit.max_users);
     CHECK_EQ(a->bridge.pacing_lead_ms, b->bridge.pacing_lead_ms);
+    CHECK_EQ(a->bridge.pacing_low_ms, b->bridge.pacing_low_ms);
     CHECK_EQ(a->bridge.mark_interval_ms, b->bridge.mark_interval_ms);
     CHECK_EQ(a->bridge.max_ws_message_bytes, b->bridge.max_ws_message_bytes);
     CHECK_EQ(a->http.max_header_bytes, b->http.max_header_bytes);
@@ -198,7 +199,8 @@ TEST(config_defaults)
     CHECK(c.twilio.validate_signatures);
     CHECK(c.twilio.account_sid == NULL && c.twilio.auth_token == NULL &&
           c.twilio.phone_number == NULL);
-    CHECK_EQ(c.bridge.pacing_lead_ms, 100);
+    CHECK_EQ(c.bridge.pacing_lead_ms, 120);
+    CHECK_EQ(c.bridge.pacing_low_ms, 40);
     CHECK_EQ(c.bridge.mark_interval_ms, 1000);
     CHECK_EQ(c.bridge.max_ws_message_bytes, 262144);
     CHECK_EQ(c.http.max_header_bytes, 16384);
@@ -307,7 +309,7 @@ TEST(config_full_file)
         "   \"turn_detection\": {\"type\": \"semantic_vad\", \"eagerness\": \"low\"},\n"
         "   \"apology\": null},\n"
         " \"twilio\": {\"api_url\": \"http://127.0.0.1:8090\", \"validate_signatures\": false},\n"
-        " \"bridge\": {\"pacing_lead_ms\": 60, \"mark_interval_ms\": 500,\n"
+        " \"bridge\": {\"pacing_lead_ms\": 60, \"pacing_low_ms\": 10, \"mark_interval_ms\": 500,\n"
         "   \"max_ws_message_bytes\": 1048576},\n"
         " \"http\": {\"max_header_bytes\": 8192, \"max_body_bytes\": 131072,\n"
         "   \"request_timeout_ms\": 5000, \"keepalive_timeout_ms\": 0},\n"
@@ -353,6 +355,7 @@ TEST(config_full_file)
     CHECK(strcmp(c.twilio.api_url, "http://127.0.0.1:8090") == 0);
     CHECK(!c.twilio.validate_signatures);
     CHECK_EQ(c.bridge.pacing_lead_ms, 60);
+    CHECK_EQ(c.bridge.pacing_low_ms, 10);
     CHECK_EQ(c.bridge.mark_interval_ms, 500);
     CHECK_EQ(c.bridge.max_ws_message_bytes, 1048576);
     CHECK_EQ(c.http.max_header_bytes, 8192);
@@ -609,6 +612,8 @@ TEST(config_ranges_and_values)
                  "http.max_body_bytes: must be between 1024 and 16777216, got 99999999999999");
     EXPECT_ERROR("{\"bridge\": {\"pacing_lead_ms\": 10}}",
                  "bridge.pacing_lead_ms: must be between 20 and 2000");
+    EXPECT_ERROR("{\"bridge\": {\"pacing_low_ms\": 2000}}",
+                 "bridge.pacing_low_ms: must be between 0 and 1980");
     EXPECT_ERROR("{\"log_level\": \"loud\"}",
                  "log_level: \"loud\" is not one of error, warn, info, debug");
     EXPECT_ERROR("{\"openai\": {\"audio_format\": \"mp3\"}}",
