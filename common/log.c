@@ -16,6 +16,7 @@ enum log_level log_max_level = LOG_INFO;
 static _Atomic int log_fd = STDERR_FILENO;
 static char log_path[4096];
 static _Thread_local char log_context[64];
+static _Thread_local const char *log_context_borrowed; /* log_use_context's, not ours */
 
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
@@ -75,17 +76,23 @@ void log_set_context(const char *fmt, ...)
     va_end(ap);
 }
 
+void log_use_context(const char *ctx)
+{
+    log_context_borrowed = ctx;
+}
+
 void log_vwrite(enum log_level level, const char *fmt, va_list ap)
 {
     char line[2048];
     struct timespec ts;
     struct tm tm;
+    const char *ctx = log_context_borrowed != NULL ? log_context_borrowed : log_context;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s [%d]%s%s ",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                      tm.tm_sec, ts.tv_nsec / 1000000, level_names[level], (int)getpid(),
-                     log_context[0] ? " " : "", log_context);
+                     ctx[0] ? " " : "", ctx);
     if (n < 0)
         return;
     if ((size_t)n < sizeof line) {

@@ -17,6 +17,10 @@ int log_open(const char *path);
 int log_reopen(void);
 /* Context prefix for lines logged from this thread; copied, truncated to 63 bytes. */
 void log_set_context(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Lines from this thread carry ctx instead, until called again (NULL: back to the thread's own
+ * context). Not copied: a thread switching between many calls points at each call's prefix
+ * without formatting it; the caller resets it before ctx goes away. */
+void log_use_context(const char *ctx);
 
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vwrite(enum log_level level, const char *fmt, va_list ap);

@@ -35,6 +35,7 @@ enum openai_state { OA_IDLE, OA_CONNECTING, OA_OPEN, OA_CONFIGURED, OA_CLOSED };
 struct call {
     struct call_pair_host *host; /* the worker's, outlives the call */
     uint64_t serial;             /* the worker's number for this call, for logs */
+    char log_ctx[96];            /* "call=SERIAL CallSid": this call's log prefix */
     struct call_slot slot;       /* the worker's, lent for the call's life */
     struct sched_task task;      /* the call's loop on its scheduler thread */
     uv_loop_t loop;

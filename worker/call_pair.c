@@ -63,6 +63,7 @@ void call_post(struct call *c, enum call_event_type type, const char *role, cons
     if (text && (ev->text = strdup(text)) == NULL)
         log_error("event text lost: out of memory");
     if (type == CALL_EV_ENDED) {
+        log_use_context(NULL); /* after this post the main loop may free c and its prefix */
         ev->ai_failed = c->ai_failed;
         snprintf(ev->reason, sizeof ev->reason, "%s", c->end_reason);
         ev->stats = c->stats;
@@ -272,16 +273,12 @@ fail:
     return -EIO;
 }
 
-/* The log context is per thread: set it when the thread switches to another call's loop. */
-static _Thread_local uint64_t call_context_serial;
-
+/* The log context is per thread: point it at this call's prefix (formatted once, not at each of
+ * the thousands of switches a second). */
 static void call_enter(struct sched_task *t)
 {
     struct call *c = (struct call *)((char *)t - offsetof(struct call, task));
-    if (call_context_serial != c->serial) {
-        log_set_context("call=%llu", (unsigned long long)c->serial);
-        call_context_serial = c->serial;
-    }
+    log_use_context(c->log_ctx);
 }
 
 /* Scheduler thread: the loop ran dry. After the ENDED post the main loop may free c at once. */
@@ -333,6 +330,7 @@ int call_pair_start(struct call_pair_host *host, uint64_t serial, const struct c
     }
     c->host = host;
     c->serial = serial;
+    snprintf(c->log_ctx, sizeof c->log_ctx, "call=%llu", (unsigned long long)serial);
     c->slot = *slot;
     c->fd = fd;
     int rc = -ENOMEM;

@@ -92,7 +92,8 @@ static void on_start(struct call *c, const struct twilio_start *st)
     snprintf(c->stream_sid, sizeof c->stream_sid, "%s", st->stream_sid);
     snprintf(c->call_sid, sizeof c->call_sid, "%s", st->call_sid);
     c->tw_state = TW_STREAMING;
-    log_set_context("call=%s", c->call_sid);
+    snprintf(c->log_ctx, sizeof c->log_ctx, "call=%llu %s", (unsigned long long)c->serial,
+             c->call_sid);
     const char *dir = "inbound";
     for (unsigned i = 0; i < st->n_params; i++)
         if (strcmp(st->params[i].name, "direction") == 0)

@@ -506,8 +506,8 @@ class Bridge:
                 if m and m.group(1) == call_sid]
 
     def call_lines(self, call_sid):
-        """Lines logged from the call's own thread (context call=<CallSid>)."""
-        return [l for l in self.lines() if f"call={call_sid} " in l]
+        """Lines logged from the call's loop once Twilio named it (context "call=N <CallSid>")."""
+        return [l for l in self.lines() if re.search(rf" call=\d+ {re.escape(call_sid)} ", l)]
 
     def tree(self):
         """The master's pid and its workers' (the children of the master)."""

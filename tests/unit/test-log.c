@@ -52,6 +52,27 @@ TEST(log_filters_before_formatting)
     CHECK(strstr(buf, "INFO") == NULL);
 }
 
+TEST(log_use_context_borrows_until_reset)
+{
+    char path[512], buf[4096];
+    snprintf(path, sizeof path, "%s/c.log", test_tmpdir());
+    CHECK_EQ(log_open(path), 0);
+    log_max_level = LOG_INFO;
+    log_set_context("w=%d", 3);
+    char call_ctx[32] = "call=7";
+    log_use_context(call_ctx);
+    log_info("one");
+    snprintf(call_ctx, sizeof call_ctx, "call=7 CA01"); /* seen at once: not copied */
+    log_info("two");
+    log_use_context(NULL);
+    log_info("three");
+    read_file(path, buf, sizeof buf);
+    CHECK(strstr(buf, "] call=7 one\n") != NULL);
+    CHECK(strstr(buf, "] call=7 CA01 two\n") != NULL);
+    CHECK(strstr(buf, "] w=3 three\n") != NULL);
+    CHECK(strstr(buf, "w=3 one") == NULL);
+}
+
 TEST(log_reopen_follows_rotation)
 {
     char path[512], moved[512], buf[4096];
