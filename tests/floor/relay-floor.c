@@ -13,6 +13,7 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -94,9 +95,28 @@ static void write_all(int fd, const char *buf, size_t len)
     }
 }
 
-/* The relay: every readable end is read once and what came is written to its partner. A write
- * that the kernel takes only in part is finished with the socket made blocking for it: at the
- * floor's rates the send buffers never fill, and this tool must not lose bytes. */
+/* Writes all of buf to a non-blocking socket, waiting for room when the kernel takes only part:
+ * at the floor's rates the send buffers never fill, and this tool must not lose bytes. */
+static void relay_write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1 && errno == EAGAIN) {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            if (poll(&p, 1, 1000) == -1 && errno != EINTR)
+                die("poll");
+            continue;
+        }
+        if (n == -1)
+            die("relay write");
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+/* The relay: every readable end is read once and what came is written to its partner. */
 static void *relay_main(void *arg)
 {
     (void)arg;
@@ -127,12 +147,14 @@ static void *relay_main(void *arg)
             int from = evs[k].data.u64 & 1 ? c->oa.relay_fd : c->tw.relay_fd;
             int to = evs[k].data.u64 & 1 ? c->tw.relay_fd : c->oa.relay_fd;
             ssize_t r = read(from, buf, sizeof buf);
-            if (r <= 0)
+            if (r == 0)
+                die("a generator connection closed"); /* never before the end */
+            if (r == -1 && (errno == EAGAIN || errno == EINTR))
                 continue;
+            if (r == -1)
+                die("relay read");
             msgs += (unsigned long long)r / msg_bytes;
-            ssize_t w = write(to, buf, (size_t)r);
-            if (w < r)
-                die("short relay write");
+            relay_write_all(to, buf, (size_t)r);
         }
     }
     relay_cpu_ms = thread_cpu_ms() - cpu0;
