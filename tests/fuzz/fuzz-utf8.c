@@ -7,38 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-static int ref_valid(const uint8_t *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint32_t c = p[i];
-        size_t k;
-        uint32_t min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            k = 1, c &= 0x1f, min = 0x80;
-        } else if ((c & 0xf0) == 0xe0) {
-            k = 2, c &= 0x0f, min = 0x800;
-        } else if ((c & 0xf8) == 0xf0) {
-            k = 3, c &= 0x07, min = 0x10000;
-        } else {
-            return 0;
-        }
-        if (n - i - 1 < k)
-            return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if ((p[i + j] & 0xc0) != 0x80)
-                return 0;
-            c = c << 6 | (p[i + j] & 0x3f);
-        }
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-            return 0;
-        i += k + 1;
-    }
-    return 1;
-}
+#include "tests/lib/utf8_ref.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -46,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     unsigned seed = data[0];
     data++, size--;
-    int want = ref_valid(data, size);
+    int want = utf8_ref_valid(data, size);
     if ((utf8_validate(data, size) == 0) != want)
         abort();
     /* pieces of pseudo-random sizes from the seed */

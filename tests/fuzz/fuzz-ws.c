@@ -20,6 +20,7 @@
 
 #include "common/http_parser.h"
 #include "common/ws_frame.h"
+#include "tests/lib/utf8_ref.h"
 
 static uv_loop_t loop;
 static int loop_ready;
@@ -121,45 +122,11 @@ static const struct ws_callbacks fz_cb = {NULL, fz_on_text, fz_on_binary, fz_on_
 
 /* ---- structured frames and the model ------------------------------------------------------ */
 
-/* UTF-8 by the definition (RFC 3629): decode each character, check its value. */
-static int ref_utf8(const uint8_t *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint32_t c = p[i];
-        size_t k;
-        uint32_t min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            k = 1, c &= 0x1f, min = 0x80;
-        } else if ((c & 0xf0) == 0xe0) {
-            k = 2, c &= 0x0f, min = 0x800;
-        } else if ((c & 0xf8) == 0xf0) {
-            k = 3, c &= 0x07, min = 0x10000;
-        } else {
-            return 0;
-        }
-        if (n - i - 1 < k)
-            return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if ((p[i + j] & 0xc0) != 0x80)
-                return 0;
-            c = c << 6 | (p[i + j] & 0x3f);
-        }
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-            return 0;
-        i += k + 1;
-    }
-    return 1;
-}
-
 /* Could p[0..n) still begin a valid text? Valid, or valid up to a last character that some
  * continuation bytes would complete. */
 static int ref_utf8_prefix(const uint8_t *p, size_t n)
 {
-    if (ref_utf8(p, n))
+    if (utf8_ref_valid(p, n))
         return 1;
     size_t j = n;
     while (j > 0 && n - j < 4 && (p[j - 1] & 0xc0) == 0x80)
@@ -167,7 +134,7 @@ static int ref_utf8_prefix(const uint8_t *p, size_t n)
     if (j == 0 || n - j >= 4)
         return 0;
     j--; /* the last lead byte */
-    if (!ref_utf8(p, j))
+    if (!utf8_ref_valid(p, j))
         return 0;
     static const uint8_t cont[] = {0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf};
     uint8_t c[8];
@@ -178,7 +145,7 @@ static int ref_utf8_prefix(const uint8_t *p, size_t n)
             unsigned x = combo;
             for (size_t i = 0; i < add; i++, x /= 6)
                 c[have + i] = cont[x % 6];
-            if (ref_utf8(c, have + add))
+            if (utf8_ref_valid(c, have + add))
                 return 1;
         }
     return 0;
@@ -268,7 +235,7 @@ static size_t fz_build(int server, size_t max_message, const uint8_t *d, size_t 
                 msg_op = op;
             memcpy(msg + msg_len, pl, len);
             msg_len += len;
-            if (msg_op == 1 && !(fin ? ref_utf8(msg, msg_len) : ref_utf8_prefix(msg, msg_len)))
+            if (msg_op == 1 && !(fin ? utf8_ref_valid(msg, msg_len) : ref_utf8_prefix(msg, msg_len)))
                 err = 1007;
             else if (fin) {
                 if (m->n_want < FZ_MAX_MSGS)
@@ -279,7 +246,7 @@ static size_t fz_build(int server, size_t max_message, const uint8_t *d, size_t 
         } else if (err == 0 && op == 8) {
             if (len == 1 || (len >= 2 && !ws_frame_close_code_valid((unsigned)pl[0] << 8 | pl[1])))
                 err = 1002;
-            else if (len > 2 && !ref_utf8(pl + 2, len - 2))
+            else if (len > 2 && !utf8_ref_valid(pl + 2, len - 2))
                 err = 1007;
             else {
                 m->code = len >= 2 ? pl[0] << 8 | pl[1] : 1005;

@@ -179,6 +179,20 @@ int http_harness_read_response(struct http_harness_reader *r)
     }
 }
 
+int http_harness_exchange(int port, const char *req, size_t len, struct http_harness_reader *r)
+{
+    int fd = http_harness_connect(port);
+    if (fd < 0)
+        return fd;
+    int rc = http_harness_send(fd, req, len);
+    if (rc == 0) {
+        http_harness_reader_init(r, fd);
+        rc = http_harness_read_response(r);
+    }
+    close(fd);
+    return rc;
+}
+
 int http_harness_read_head(struct http_harness_reader *r, char *out, size_t cap)
 {
     for (;;) {

@@ -57,6 +57,10 @@ void http_harness_reader_init(struct http_harness_reader *r, int fd);
  * -ENODATA on EOF before any byte, -EAGAIN on timeout, -errno. */
 int http_harness_read_response(struct http_harness_reader *r);
 
+/* One request on a fresh connection: connects, sends req[0..len), reads one response into r
+ * (r->parser.msg), closes. Returns HTTP_PARSE_DONE or what failed (-errno). */
+int http_harness_exchange(int port, const char *req, size_t len, struct http_harness_reader *r);
+
 /* Reads up to the end of the next response head (for HEAD responses, which have no body
  * whatever their Content-Length says) and copies it, NUL-terminated, into out. Returns 0. */
 int http_harness_read_head(struct http_harness_reader *r, char *out, size_t cap);

@@ -43,18 +43,13 @@ static void stop(void)
 static const struct http_msg *post(const char *path, const char *ctype, const char *body)
 {
     static char req[8192];
-    int fd = http_harness_connect(harness.port);
-    CHECK(fd >= 0);
     int n = snprintf(req, sizeof req,
                      "POST %s HTTP/1.1\r\nHost: voice.example.com\r\n%s%s%s"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
                      path, ctype ? "Content-Type: " : "", ctype ? ctype : "", ctype ? "\r\n" : "",
                      strlen(body), body);
     CHECK(n > 0 && (size_t)n < sizeof req);
-    CHECK_EQ(http_harness_send(fd, req, (size_t)n), 0);
-    http_harness_reader_init(&reader, fd);
-    CHECK_EQ(http_harness_read_response(&reader), HTTP_PARSE_DONE);
-    close(fd);
+    CHECK_EQ(http_harness_exchange(harness.port, req, (size_t)n, &reader), HTTP_PARSE_DONE);
     return &reader.parser.msg;
 }
 

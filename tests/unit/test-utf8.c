@@ -8,41 +8,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "tests/lib/utf8_ref.h"
 #include "tests/unit/testing.h"
-
-/* Decode each character and check its value: the definition, slow and plain. */
-static int ref_valid(const uint8_t *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint32_t c = p[i];
-        size_t k;
-        uint32_t min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            k = 1, c &= 0x1f, min = 0x80;
-        } else if ((c & 0xf0) == 0xe0) {
-            k = 2, c &= 0x0f, min = 0x800;
-        } else if ((c & 0xf8) == 0xf0) {
-            k = 3, c &= 0x07, min = 0x10000;
-        } else {
-            return 0;
-        }
-        if (n - i - 1 < k)
-            return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if ((p[i + j] & 0xc0) != 0x80)
-                return 0;
-            c = c << 6 | (p[i + j] & 0x3f);
-        }
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-            return 0;
-        i += k + 1;
-    }
-    return 1;
-}
 
 static int ours_valid(const uint8_t *p, size_t n)
 {
@@ -114,7 +81,7 @@ TEST(utf8_known_cases)
         const uint8_t *p = (const uint8_t *)cases[i].s;
         size_t n = strlen(cases[i].s);
         CHECK_MSG(ours_valid(p, n) == cases[i].valid, "case %zu", i);
-        CHECK_MSG(ref_valid(p, n) == cases[i].valid, "reference, case %zu", i);
+        CHECK_MSG(utf8_ref_valid(p, n) == cases[i].valid, "reference, case %zu", i);
         CHECK_MSG(ours_split_agrees(p, n), "split, case %zu", i);
         CHECK_EQ(utf8_validate(p, n), cases[i].valid ? 0 : -EILSEQ);
     }
@@ -125,15 +92,15 @@ TEST(utf8_every_short_sequence_matches_reference)
     uint8_t b[4];
     for (unsigned x = 0; x < 256; x++) {
         b[0] = (uint8_t)x;
-        CHECK_MSG(ours_valid(b, 1) == ref_valid(b, 1), "%02x", x);
+        CHECK_MSG(ours_valid(b, 1) == utf8_ref_valid(b, 1), "%02x", x);
         for (unsigned y = 0; y < 256; y++) {
             b[1] = (uint8_t)y;
-            CHECK_MSG(ours_valid(b, 2) == ref_valid(b, 2), "%02x %02x", x, y);
+            CHECK_MSG(ours_valid(b, 2) == utf8_ref_valid(b, 2), "%02x %02x", x, y);
             if (x < 0xc0)
                 continue; /* not a lead byte: 3-byte forms fail at byte 1 either way */
             for (unsigned z = 0; z < 256; z++) {
                 b[2] = (uint8_t)z;
-                if (ours_valid(b, 3) != ref_valid(b, 3))
+                if (ours_valid(b, 3) != utf8_ref_valid(b, 3))
                     CHECK_MSG(0, "%02x %02x %02x", x, y, z);
             }
         }
@@ -145,7 +112,7 @@ TEST(utf8_every_short_sequence_matches_reference)
             for (size_t i = 0; i < sizeof edge; i++)
                 for (size_t j = 0; j < sizeof edge; j++) {
                     b[0] = (uint8_t)x, b[1] = (uint8_t)y, b[2] = edge[i], b[3] = edge[j];
-                    if (ours_valid(b, 4) != ref_valid(b, 4))
+                    if (ours_valid(b, 4) != utf8_ref_valid(b, 4))
                         CHECK_MSG(0, "%02x %02x %02x %02x", x, y, edge[i], edge[j]);
                 }
 }
@@ -162,14 +129,14 @@ TEST(utf8_split_anywhere_agrees_with_whole)
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         const uint8_t *p = (const uint8_t *)texts[i];
         size_t n = strlen(texts[i]);
-        CHECK_EQ(ours_valid(p, n), ref_valid(p, n));
+        CHECK_EQ(ours_valid(p, n), utf8_ref_valid(p, n));
         CHECK_MSG(ours_split_agrees(p, n), "text %zu", i);
         /* and a byte at a time */
         uint32_t st = 0;
         int ok = 1;
         for (size_t j = 0; j < n && ok; j++)
             ok = utf8_check(&st, p + j, 1) == 0;
-        CHECK_EQ(ok && utf8_check_done(st), ref_valid(p, n));
+        CHECK_EQ(ok && utf8_check_done(st), utf8_ref_valid(p, n));
     }
 }
 
@@ -184,7 +151,7 @@ TEST(utf8_fast_path_finds_every_position)
             for (size_t at = 0; at + il <= len; at++) {
                 memset(buf, 'a', len);
                 memcpy(buf + at, inserts[k], il);
-                if (ours_valid(buf, len) != ref_valid(buf, len))
+                if (ours_valid(buf, len) != utf8_ref_valid(buf, len))
                     CHECK_MSG(0, "insert %zu at %zu of %zu", k, at, len);
             }
         }
